@@ -1,0 +1,3 @@
+"""toonlab: cartoon video datasets and multi-reference TTS."""
+
+__version__ = "0.1.0"

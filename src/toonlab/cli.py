@@ -1,0 +1,24 @@
+"""`toonlab` command line: the typer root that mounts each subsystem's commands."""
+
+from __future__ import annotations
+
+import typer
+
+from toonlab.curate.cli import curate
+from toonlab.tts.cli import app as tts_app
+
+app = typer.Typer(
+    help="toonlab: cartoon video datasets (curate) and multi-reference TTS (tts).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command(name="curate")(curate)
+app.add_typer(tts_app, name="tts")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
