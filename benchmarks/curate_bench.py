@@ -1,0 +1,341 @@
+"""Curate throughput, shot F1 and memory, side by side in one run.
+
+    python benchmarks/curate_bench.py [--quick] [--media .cache/media/clips] [--with-synth]
+
+Methods, all on the same files:
+- decode ceiling: PyAV decodes every frame (thread_type AUTO), no conversion;
+- PySceneDetect: AdaptiveDetector with the Sakuga-42M settings, its own decode loop;
+- Sakuga reference: that split, then the released detect_keyframes.py loop (OpenCV frames, 64x64
+  resize of previous and current frame, YUV, Y, skimage SSIM < 0.95) over every detected scene,
+  reading the source directly (no clip re-encode, no keyframe-video writing);
+- toonlab curate: `run_curate` into a temporary folder with 1 and 2 workers.
+
+Then shot F1 on the synthetic cut set (PySceneDetect Adaptive vs toonlab, cuts within +-1 frame)
+and peak memory of toonlab on a synthetic clip of N and 4N frames (a fresh process each).
+Timings are the best of `--repeats` runs; they never gate anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "src")]
+
+from shot_eval import SAKUGA_ADAPTIVE, evaluate, pyscenedetect_cuts  # noqa: E402
+
+from toonlab.curate.synth import ShotSpec, SynthClip, standard_cut_set, write_clip  # noqa: E402
+
+console = Console(width=150)
+
+
+# ----------------------------------------------------------------------------------------------
+# Methods: each takes the file list and returns counts {"frames", and "shots"/"keyframes" if it finds them}
+
+
+def decode_only(files: Sequence[Path]) -> dict:
+    import av
+
+    n = 0
+    for path in files:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for _ in container.decode(stream):
+                n += 1
+    return {"frames": n}
+
+
+def _scenes(path: Path) -> tuple[list[int], int]:
+    """Scene start frames (first one 0) and frames read, by PySceneDetect with the Sakuga settings."""
+    from scenedetect import AdaptiveDetector, SceneManager, open_video
+
+    video = open_video(str(path))
+    manager = SceneManager()
+    manager.add_detector(AdaptiveDetector(**SAKUGA_ADAPTIVE))
+    manager.detect_scenes(video)
+    starts = [start.frame_num for start, _ in manager.get_scene_list()]
+    return (starts or [0]), video.frame_number
+
+
+def pyscenedetect(files: Sequence[Path]) -> dict:
+    found = [_scenes(path) for path in files]
+    return {"frames": sum(n for _, n in found), "shots": sum(len(s) for s, _ in found)}
+
+
+def sakuga_reference(files: Sequence[Path]) -> dict:
+    import cv2
+    from skimage.metrics import structural_similarity
+
+    def pre_process(frame):  # as released: default (bilinear) resize, then Y of YUV
+        return cv2.cvtColor(cv2.resize(frame, (64, 64)), cv2.COLOR_BGR2YUV)[:, :, 0]
+
+    def ssim(frame1, frame2):
+        return structural_similarity(pre_process(frame1), pre_process(frame2))
+
+    n = shots = kept = 0
+    for path in files:
+        starts = set(_scenes(path)[0])
+        shots += len(starts)
+        reader = cv2.VideoCapture(str(path))
+        prev, index = None, 0
+        while True:
+            ok, frame = reader.read()
+            if not ok:
+                break
+            if index in starts or ssim(prev, frame) < 0.95:  # a scene's first frame is always kept
+                kept += 1
+            prev, index = frame, index + 1
+        reader.release()
+        n += index
+    return {"frames": n, "shots": shots, "keyframes": kept}
+
+
+def _run_curate():
+    """toonlab's run_curate, or None while it does not exist."""
+    try:
+        from toonlab.curate.pipeline import run_curate
+    except ImportError:
+        return None
+    return run_curate
+
+
+def toonlab_curate(workers: int) -> Callable[[Sequence[Path]], dict]:
+    def run(files: Sequence[Path]) -> dict:
+        with tempfile.TemporaryDirectory(prefix="toonlab-bench-") as out:
+            stats = _run_curate()([str(p) for p in files], Path(out), workers=workers)
+        return {**{k: stats.get(k) for k in ("frames", "shots", "keyframes")}, "stats": stats}
+
+    return run
+
+
+def timed(method: Callable[[Sequence[Path]], dict], files: Sequence[Path], repeats: int) -> dict:
+    best, counts = float("inf"), {}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        counts = method(files)
+        best = min(best, time.perf_counter() - t0)
+    return {"seconds": best, **counts}
+
+
+# ----------------------------------------------------------------------------------------------
+# Shot F1 on the synthetic cut set
+
+
+def toonlab_cuts(clips: Sequence[SynthClip]) -> dict[str, list[int]]:
+    """Cut frames found by toonlab per clip file name: every shot start and end except 0 and the
+    last frame, so shots dropped by a length filter still show their boundaries."""
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix="toonlab-f1-") as out:
+        _run_curate()([str(c.path) for c in clips], Path(out), workers=1)
+        table = pq.read_table(Path(out) / "metadata").to_pylist()
+    by_name = {c.path.stem: c for c in clips}
+    cuts: dict[str, set[int]] = {c.path.name: set() for c in clips}
+    for row in table:
+        clip = by_name.get(_row_stem(row))
+        if clip is None:
+            continue
+        cuts[clip.path.name] |= {row["start_frame"], row["end_frame"]} - {0, clip.n_frames}
+    return {name: sorted(v) for name, v in cuts.items()}
+
+
+def _row_stem(row: dict) -> str:
+    for key in ("source", "path", "file_name", "video_id"):
+        if row.get(key):
+            return Path(str(row[key])).stem
+    return ""
+
+
+def shot_f1(clips: Sequence[SynthClip], with_toonlab: bool) -> dict:
+    out = {"pyscenedetect": evaluate(lambda c: pyscenedetect_cuts(c.path), clips)}
+    if with_toonlab:
+        found = toonlab_cuts(clips)
+        out["toonlab"] = evaluate(lambda c: found[c.path.name], clips)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Peak memory vs video length
+
+_CHILD = """
+import json, resource, sys
+from pathlib import Path
+from toonlab.curate.pipeline import run_curate
+run = sys.argv[1] == "run"
+if run:
+    run_curate([sys.argv[2]], Path(sys.argv[3]), workers=1)
+usage = resource.getrusage
+rss = max(usage(resource.RUSAGE_SELF).ru_maxrss, usage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({"max_rss_kib": rss}))
+"""
+
+
+def _child_rss(args: list[str]) -> int:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, env=env, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])["max_rss_kib"]
+
+
+def memory_vs_length(workdir: Path, n: int, size: tuple[int, int]) -> dict:
+    """Max RSS of a fresh process running toonlab on a clip of n and of 4n frames."""
+    shots = [
+        ShotSpec(60, hold, seed=i) for i, hold in zip(range(64), [1, 2, 3, (1, 2, 3)] * 16, strict=False)
+    ]
+    result: dict = {"size": list(size), "import_only_kib": _child_rss(["import"])}
+    for frames in (n, 4 * n):
+        specs = [shots[i % len(shots)] for i in range(frames // 60)]
+        if frames % 60:
+            specs.append(ShotSpec(frames % 60, 2, seed=99))
+        clip = write_clip(workdir / f"mem_{frames}.mp4", specs, size=size)
+        with tempfile.TemporaryDirectory(prefix="toonlab-mem-") as out:
+            result[str(frames)] = _child_rss(["run", str(clip.path), out])
+    result["ratio_4n_over_n"] = result[str(4 * n)] / result[str(n)]
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def media_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix != ".json"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--media", type=Path, default=ROOT / ".cache/media/clips")
+    parser.add_argument("--quick", action="store_true", help="fewer files, one repeat, a small memory test")
+    parser.add_argument("--repeats", type=int, default=None, help="best of N timings (default 3, quick 1)")
+    parser.add_argument(
+        "--with-synth", action="store_true", help="add the synthetic cut set to the timed files"
+    )
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/curate_bench.json")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+
+    work = Path(tempfile.mkdtemp(prefix="toonlab-bench-"))
+    clips = standard_cut_set(work / "cutset")
+    files = media_files(args.media) if args.media.is_dir() else []
+    if args.quick:
+        files = sorted(files, key=lambda p: p.stat().st_size)[:4]
+    if args.with_synth or not files:
+        files += [c.path for c in clips]
+    have_toonlab = _run_curate() is not None
+    if not have_toonlab:
+        console.print("[yellow]toonlab.curate.pipeline.run_curate is missing: its rows are marked missing[/]")
+
+    methods: dict[str, Callable[[Sequence[Path]], dict] | None] = {
+        "PyAV decode only (ceiling)": decode_only,
+        "PySceneDetect Adaptive (Sakuga settings)": pyscenedetect,
+        "Sakuga reference (split + SSIM keyframes)": sakuga_reference,
+        "toonlab curate, 1 worker": toonlab_curate(1) if have_toonlab else None,
+        "toonlab curate, 2 workers": toonlab_curate(2) if have_toonlab else None,
+    }
+    total = decode_only(files)["frames"]
+    runs: dict[str, dict | None] = {}
+    for name, method in methods.items():
+        runs[name] = timed(method, files, repeats) if method else None
+        if runs[name] is not None:
+            runs[name]["fps"] = total / runs[name]["seconds"]
+        console.print(f"  {name}: " + (f"{runs[name]['fps']:.0f} fps" if runs[name] else "missing"))
+    f1 = shot_f1(clips, have_toonlab)
+    memory = None
+    if have_toonlab:
+        memory = memory_vs_length(work, 96 if args.quick else 480, (320, 240) if args.quick else (640, 360))
+
+    results = {
+        "files": [str(p) for p in files],
+        "frames": total,
+        "repeats": repeats,
+        "cpu_count": os.cpu_count(),
+        "methods": runs,
+        "shot_f1": f1,
+        "memory": memory,
+    }
+    report(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str))
+    console.print(f"results: {args.json}")
+    return results
+
+
+def _fmt(x: float | None, spec: str = ".0f") -> str:
+    return "missing" if x is None else format(x, spec)
+
+
+def report(results: dict) -> None:
+    runs = results["methods"]
+    fps = {name: (r["fps"] if r else None) for name, r in runs.items()}
+    ceiling = fps["PyAV decode only (ceiling)"]
+    psd = fps["PySceneDetect Adaptive (Sakuga settings)"]
+    table = Table(title=f"curate throughput: {len(results['files'])} files, {results['frames']} frames")
+    for col in ("method", "seconds", "fps", "/ decode", "/ PySceneDetect", "frames", "shots", "keyframes"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for name, r in runs.items():
+        f = fps[name]
+        table.add_row(
+            name,
+            _fmt(r and r["seconds"], ".2f"),
+            _fmt(f),
+            _fmt(f and f / ceiling, ".2f"),
+            _fmt(f and f / psd, ".2f"),
+            *(str((r or {}).get(k, "")) for k in ("frames", "shots", "keyframes")),
+        )
+    console.print(table)
+    console.print(
+        "note: the Sakuga reference reads the sources directly (the release re-encodes every scene with "
+        "ffmpeg first and writes a keyframe video; both are left out, so it is faster here than as released)."
+    )
+    stats = (runs.get("toonlab curate, 1 worker") or {}).get("stats")
+    if stats:
+        console.print(
+            "toonlab stats: " + json.dumps({k: v for k, v in stats.items() if not isinstance(v, list)})
+        )
+    one = fps["toonlab curate, 1 worker"]
+    console.print(
+        f"targets: toonlab/decode = {_fmt(one and one / ceiling, '.2f')} (>= 0.7), "
+        f"toonlab/PySceneDetect = {_fmt(one and one / psd, '.2f')} (>= 2)"
+    )
+
+    f1 = Table(title="shot F1 on the synthetic cut set (cuts within +-1 frame, pooled)")
+    for col in ("detector", "precision", "recall", "F1", "errors"):
+        f1.add_column(col)
+    for name in ("pyscenedetect", "toonlab"):
+        r = results["shot_f1"].get(name)
+        if r is None:
+            f1.add_row(name, "missing", "missing", "missing", "")
+            continue
+        errs = [f"{kind}: {e}" for v in r["errors"].values() for kind in ("missed", "false") for e in v[kind]]
+        f1.add_row(name, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", "\n".join(errs))
+    console.print(f1)
+
+    mem = results["memory"]
+    if mem:
+        n = sorted(int(k) for k in mem if k.isdigit())
+        console.print(
+            f"peak memory (max RSS, {mem['size'][0]}x{mem['size'][1]}): "
+            f"import only {mem['import_only_kib'] / 1024:.0f} MiB, "
+            f"{n[0]} frames {mem[str(n[0])] / 1024:.0f} MiB, {n[1]} frames {mem[str(n[1])] / 1024:.0f} MiB, "
+            f"ratio {mem['ratio_4n_over_n']:.2f} (flat ~ 1)"
+        )
+    else:
+        console.print("peak memory vs length: missing (no run_curate)")
+
+
+if __name__ == "__main__":
+    main()
