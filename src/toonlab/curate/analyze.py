@@ -1,0 +1,178 @@
+"""The per-video stage: probe, shots, unique drawings and keyframe images, all in one decode pass."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from toonlab.curate.decode import DecodeError, VideoDecoder, full_resolution_bgr, sha256_file
+from toonlab.curate.keyframes import KeyframeSelector, shot_keyframes
+from toonlab.curate.records import Keyframe, Probe, Shot, SourceResult, VideoRef
+from toonlab.curate.shots import ShotDetector, make_detector, merge_short_tail
+from toonlab.extras import require
+
+# Fewer frames than this share of what the container declares means the file is cut short or corrupt.
+_TRUNCATED_SHARE = 0.9
+
+
+class StageError(RuntimeError):
+    """A source failed in a named stage; `reason` is a sentence for the errors table."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one instance of a stage needs, so an executor (local pool, Ray) can place it."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+class ImageEncoder:
+    """Full-resolution keyframe -> encoded bytes (JPEG, WebP or PNG) with OpenCV."""
+
+    def __init__(self, fmt: str = "jpg", quality: int = 90, max_side: int | None = None) -> None:
+        cv2 = require("cv2")
+        self.ext = fmt
+        self.max_side = max_side
+        self._params = {
+            "jpg": [cv2.IMWRITE_JPEG_QUALITY, quality],
+            "webp": [cv2.IMWRITE_WEBP_QUALITY, quality],
+            "png": [cv2.IMWRITE_PNG_COMPRESSION, 3],
+        }[fmt]
+
+    def encode(self, index: int, frame) -> Keyframe:
+        cv2 = require("cv2")
+        ok, buf = cv2.imencode("." + self.ext, full_resolution_bgr(frame, self.max_side), self._params)
+        if not ok:
+            raise StageError("encode", f"could not encode frame {index} as {self.ext}")
+        return Keyframe(index=index, data=buf.tobytes(), ext=self.ext)
+
+
+def video_id_for(path: Path, sha256: str) -> str:
+    """Deterministic, dot-free id: the file stem (safe characters only) plus 8 hex digits of its hash."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem).strip("_")[:48] or "video"
+    return f"{stem}-{sha256[:8]}"
+
+
+class AnalyzeStage:
+    """Sakuga-style analysis of one source video.
+
+    Contract: `process(ref)` is pure and retry-safe; it raises `StageError` with a readable reason when the
+    source is unusable. One decode pass makes 64x64 analysis frames for the shot detector and the keyframe
+    rule; full-resolution RGB is produced only for frames kept as keyframes.
+    """
+
+    name = "analyze"
+    resources = Resources(cpus=1.0)
+
+    def __init__(
+        self, ssim_threshold: float, min_scene_len: int, detector: str, images: ImageEncoder, threads: int = 0
+    ) -> None:
+        self.threads = threads  # decoder threads; 0 lets FFmpeg choose
+        self.ssim_threshold = ssim_threshold
+        self.min_scene_len = min_scene_len
+        self.detector_name = detector
+        self.images = images
+
+    def setup(self) -> None:
+        require("av")
+        require("cv2")
+
+    def process(self, ref: VideoRef) -> SourceResult:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        try:
+            sha = sha256_file(ref.path)
+            size = ref.path.stat().st_size
+        except OSError as exc:
+            raise StageError("probe", f"cannot read file: {exc.strerror or exc}") from exc
+        timings["hash"] = time.perf_counter() - t0
+        try:
+            with VideoDecoder(ref.path, self.threads) as decoder:
+                shots, images, n_frames = self._one_pass(decoder, timings)
+                info = decoder.info
+        except DecodeError as exc:
+            raise StageError("decode", str(exc)) from exc
+        if n_frames == 0:
+            raise StageError("decode", "no frames could be decoded from the video stream")
+        if info.declared_frames and n_frames < _TRUNCATED_SHARE * info.declared_frames:
+            raise StageError(
+                "decode",
+                f"truncated or corrupt: decoded {n_frames} of the {info.declared_frames} frames "
+                "the container declares",
+            )
+        probe = Probe(
+            codec=info.codec,
+            width=info.width,
+            height=info.height,
+            fps=info.fps,
+            frame_count=n_frames,
+            file_size=size,
+            sha256=sha,
+        )
+        return SourceResult(
+            ref=ref,
+            video_id=video_id_for(ref.path, sha),
+            probe=probe,
+            shots=shots,
+            images=images,
+            timings=timings,
+        )
+
+    def _one_pass(self, decoder: VideoDecoder, timings: dict[str, float]):
+        detector: ShotDetector = make_detector(self.detector_name, self.min_scene_len)
+        selector = KeyframeSelector(self.ssim_threshold)
+        recent: deque = deque(maxlen=detector.lookahead + 2)  # (index, av frame) for late-confirmed cuts
+        changed: list[int] = []  # frames whose SSIM to the previous frame fell below the threshold
+        cuts: list[int] = []
+        images: dict[int, Keyframe] = {}
+        t_decode = t_analyze = t_encode = 0.0
+        n = 0
+        frames = decoder.frames()
+        while True:
+            t = time.perf_counter()
+            item = next(frames, None)
+            t_decode += time.perf_counter() - t
+            if item is None:
+                break
+            t = time.perf_counter()
+            n = item.index + 1
+            keep, _ = selector.push(item.luma)
+            if keep and item.index > 0:
+                changed.append(item.index)
+            new_cuts = detector.push(item.index, item.yuv)
+            recent.append((item.index, item.frame))
+            t_analyze += time.perf_counter() - t
+            t = time.perf_counter()
+            if keep:
+                images[item.index] = self.images.encode(item.index, item.frame)
+            for cut in new_cuts:
+                cuts.append(cut)
+                if cut not in images:
+                    images[cut] = self.images.encode(cut, dict(recent)[cut])
+            t_encode += time.perf_counter() - t
+        t = time.perf_counter()
+        for cut in detector.finish(n):
+            cuts.append(cut)
+            if cut not in images:
+                images[cut] = self.images.encode(cut, dict(recent)[cut])
+        cuts = merge_short_tail(sorted(set(cuts)), n, self.min_scene_len)
+        bounds = [0, *cuts, n]
+        shots = [
+            Shot(start=s, end=e, keyframes=shot_keyframes(changed, s, e))
+            for s, e in zip(bounds[:-1], bounds[1:], strict=True)
+            if e > s
+        ]
+        wanted = {k for shot in shots for k in shot.keyframes}
+        images = {k: v for k, v in images.items() if k in wanted}
+        t_analyze += time.perf_counter() - t
+        timings.update(decode=t_decode, analyze=t_analyze, encode=t_encode)
+        return shots, images, n

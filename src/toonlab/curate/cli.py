@@ -1,0 +1,109 @@
+"""`toonlab curate INPUT... --out OUT`: cartoon videos in, a Sakuga-style dataset out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from toonlab.curate.config import CurateConfig
+from toonlab.curate.records import SourceError
+
+console = Console(stderr=True)
+
+
+def curate(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Video files, folders (searched recursively) or globs.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
+    strict: Annotated[bool, typer.Option(help="Exit non-zero if any source failed.")] = False,
+    debug: Annotated[bool, typer.Option(help="Print tracebacks of failed sources.")] = False,
+    clips: Annotated[
+        str, typer.Option(help="Also store a clip file per shot: none, copy or encode.")
+    ] = "none",
+    image_format: Annotated[str, typer.Option(help="Keyframe image format: jpg, webp or png.")] = "jpg",
+    image_quality: Annotated[int, typer.Option(help="Keyframe JPEG/WebP quality (1-100).")] = 90,
+    max_side: Annotated[int | None, typer.Option(help="Scale keyframes so the longer side fits.")] = None,
+    ssim_threshold: Annotated[
+        float, typer.Option(help="Keep a frame if SSIM to the previous is below.")
+    ] = 0.95,
+    min_scene_len: Annotated[int, typer.Option(help="Minimum shot length in frames.")] = 18,
+    shot_detector: Annotated[str, typer.Option(help="animation (default) or pyscenedetect.")] = "animation",
+) -> None:
+    """Detect shots and unique drawings in each video; write parquet metadata and WebDataset shards."""
+    from toonlab.curate.pipeline import RunError, run_curate
+    from toonlab.curate.sources import InputError
+    from toonlab.extras import MissingExtra
+
+    try:
+        if clips not in ("none", "copy", "encode"):
+            raise ValueError(f"--clips must be none, copy or encode, not {clips!r}")
+        if image_format not in ("jpg", "webp", "png"):
+            raise ValueError(f"--image-format must be jpg, webp or png, not {image_format!r}")
+        if shot_detector not in ("animation", "pyscenedetect"):
+            raise ValueError(f"--shot-detector must be animation or pyscenedetect, not {shot_detector!r}")
+        config = CurateConfig(
+            ssim_threshold=ssim_threshold,
+            min_scene_len=min_scene_len,
+            shot_detector=shot_detector,
+            image_format=image_format,
+            image_quality=image_quality,
+            image_max_side=max_side,
+            clips=clips,
+        )
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    columns = (
+        TextColumn("[bold]curate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[frames]} frames · {task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("curate", total=None, frames=0, failed=0)
+
+        def on_total(n: int) -> None:
+            progress.update(task, total=n)
+
+        def on_progress(event: dict) -> None:
+            outcome, stats = event["outcome"], event["stats"]
+            if isinstance(outcome, SourceError):
+                console.print(f"[yellow]failed[/yellow] {outcome.source} ({outcome.stage}): {outcome.reason}")
+                if debug and outcome.detail:
+                    console.print(outcome.detail, markup=False, highlight=False)
+            progress.update(task, advance=1, frames=stats["frames"], failed=stats["sources"]["failed"])
+
+        try:
+            stats = run_curate(inputs, out, config, workers, on_progress=on_progress, on_total=on_total)
+        except (InputError, RunError, MissingExtra) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+
+    _summary(stats, out)
+    if strict and stats["sources"]["failed"]:
+        raise typer.Exit(1)
+
+
+def _summary(stats: dict, out: Path) -> None:
+    src = stats["sources"]
+    table = Table(title=f"dataset: {out}", show_header=False)
+    table.add_row(
+        "sources ok / failed / already done", f"{src['ok']} / {src['failed']} / {src['skipped_done']}"
+    )
+    table.add_row("shots", str(stats["shots"]))
+    table.add_row("frames / keyframes", f"{stats['frames']} / {stats['keyframes']}")
+    table.add_row("wall time", f"{stats['seconds']:.1f} s ({stats['fps']:.0f} frames/s)")
+    table.add_row("metadata", str(out / "metadata"))
+    table.add_row("shards", str(out / "shards"))
+    if src["failed"] or src["skipped_done"]:
+        table.add_row("errors", str(out / "errors.parquet"))
+    Console().print(table)

@@ -1,0 +1,35 @@
+"""The curate run's settings, in one typed record; `pipeline.build_stages` turns it into objects once."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+ImageFormat = Literal["jpg", "webp", "png"]
+ClipMode = Literal["none", "copy", "encode"]
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    ssim_threshold: float = 0.95  # Sakuga keyframe rule: keep frame t if SSIM(t-1, t) < threshold
+    min_scene_len: int = 18  # frames; shorter shots merge into their neighbour (Sakuga-42M setting)
+    shot_detector: Literal["animation", "pyscenedetect"] = "animation"
+    image_format: ImageFormat = "jpg"
+    image_quality: int = 90
+    image_max_side: int | None = None  # scale keyframe images down so the longer side fits
+    clips: ClipMode = "none"  # "copy": stream-copied shot files; "encode": frame-exact re-encoded files
+    shard_max_bytes: int = 256 * 1024 * 1024
+    shard_max_samples: int = 2000
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.ssim_threshold <= 1.0:
+            raise ValueError(f"ssim_threshold must be in (0, 1], got {self.ssim_threshold}")
+        if self.min_scene_len < 1:
+            raise ValueError(f"min_scene_len must be >= 1, got {self.min_scene_len}")
+        if not 1 <= self.image_quality <= 100:
+            raise ValueError(f"image_quality must be in 1..100, got {self.image_quality}")
+        if self.image_max_side is not None and self.image_max_side < 16:
+            raise ValueError(f"image_max_side must be >= 16, got {self.image_max_side}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,142 @@
+"""One decode pass over a video: tiny analysis frames for every frame, full resolution only on demand.
+
+The analysis frames are made from the decoder's own YUV planes (no RGB conversion of the full frame):
+the luma plane resized to 64x64 with bilinear interpolation is exactly what the Sakuga keyframe rule
+compares, and the three planes at 64x64 feed the shot detector. Full-resolution RGB is produced only
+for frames a caller asks to keep, from the `av.VideoFrame` still held in the frame record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from toonlab.extras import require
+
+ANALYSIS_SIDE = 64
+_PLANAR_YUV = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p"}
+)
+# Limited-range luma (16..235) stretched to full range, as an RGB->Y conversion of the decoded picture gives.
+_LIMITED_TO_FULL = np.clip((np.arange(256) - 16) * 255.0 / 219.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+class DecodeError(RuntimeError):
+    """The source cannot be opened or decoded; the message says why in words."""
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    codec: str
+    width: int
+    height: int
+    fps: Fraction
+    declared_frames: int  # container's frame count (0 when unknown): only used to detect truncation
+
+
+@dataclass
+class AnalysisFrame:
+    index: int
+    luma: np.ndarray  # (64, 64) uint8, full-range Y
+    yuv: np.ndarray  # (64, 64, 3) uint8, Y U V planes resized
+    frame: object  # av.VideoFrame, for full-resolution output on demand
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class VideoDecoder:
+    """Open a file with PyAV and stream `AnalysisFrame`s; use as a context manager."""
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        self.path = Path(path)
+        self._threads = threads
+        self._container = None
+        self.info: StreamInfo | None = None
+
+    def __enter__(self) -> VideoDecoder:
+        av = require("av")
+        if self.path.stat().st_size == 0:
+            raise DecodeError("empty file (0 bytes)")
+        try:
+            self._container = av.open(str(self.path), metadata_errors="ignore")
+        except av.FFmpegError as exc:
+            raise DecodeError(f"cannot open as a video container: {_ffmpeg_reason(exc)}") from exc
+        if not self._container.streams.video:
+            kinds = sorted({s.type for s in self._container.streams}) or ["none"]
+            raise DecodeError(f"no video stream (streams found: {', '.join(kinds)})")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if self._threads:
+            stream.codec_context.thread_count = self._threads
+        ctx = stream.codec_context
+        fps = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not fps or fps <= 0:
+            raise DecodeError("video stream has no usable frame rate")
+        if not ctx.width or not ctx.height:
+            raise DecodeError(f"video stream has no picture size (codec {ctx.name})")
+        self.info = StreamInfo(
+            codec=ctx.name,
+            width=int(ctx.width),
+            height=int(ctx.height),
+            fps=Fraction(fps.numerator, fps.denominator),
+            declared_frames=int(stream.frames or 0),
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._container is not None:
+            self._container.close()
+
+    def frames(self) -> Iterator[AnalysisFrame]:
+        av = require("av")
+        stream = self._container.streams.video[0]
+        index = 0
+        try:
+            for frame in self._container.decode(stream):
+                yuv = analysis_planes(frame)
+                luma = yuv[:, :, 0]
+                if not frame.format.name.startswith("yuvj"):
+                    luma = _LIMITED_TO_FULL[luma]
+                yield AnalysisFrame(index=index, luma=luma, yuv=yuv, frame=frame)
+                index += 1
+        except av.FFmpegError as exc:
+            raise DecodeError(f"decode error after frame {index}: {_ffmpeg_reason(exc)}") from exc
+
+
+def analysis_planes(frame) -> np.ndarray:
+    """(64, 64, 3) uint8 Y, U, V of a decoded frame, each plane resized with bilinear interpolation."""
+    cv2 = require("cv2")
+    if frame.format.name not in _PLANAR_YUV:
+        frame = frame.reformat(format="yuv420p")
+    out = np.empty((ANALYSIS_SIDE, ANALYSIS_SIDE, 3), np.uint8)
+    for i in range(3):
+        plane = frame.planes[i]
+        view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        out[:, :, i] = cv2.resize(view, (ANALYSIS_SIDE, ANALYSIS_SIDE), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def full_resolution_bgr(frame, max_side: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 BGR of a kept frame, optionally scaled so its longer side is <= max_side."""
+    width, height = frame.width, frame.height
+    if max_side and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width, height = max(2, round(width * scale)), max(2, round(height * scale))
+        return frame.reformat(width=width, height=height, format="bgr24", interpolation="AREA").to_ndarray()
+    return frame.to_ndarray(format="bgr24")
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.split(";")[0].strip().rstrip(":")

@@ -1,0 +1,74 @@
+"""Local executor: the pipeline in this process (1 worker) or in a process pool, results streamed back.
+
+At most `2 * workers` sources are in flight, so memory does not grow with the corpus. A worker process that
+dies (a decoder crash, the OOM killer) turns the sources it may have held into error records and the pool is
+started again for the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from toonlab.curate.config import CurateConfig
+from toonlab.curate.records import SourceError, SourceResult, VideoRef
+
+_PIPELINE = None
+
+
+def _init_worker(config: CurateConfig, decoder_threads: int) -> None:
+    from toonlab.curate.pipeline import build_pipeline
+
+    global _PIPELINE
+    _PIPELINE = build_pipeline(config, decoder_threads)
+    _PIPELINE.setup()
+
+
+def _process(ref: VideoRef) -> SourceResult | SourceError:
+    return _PIPELINE.process(ref)
+
+
+class LocalExecutor:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+
+    def map(self, config: CurateConfig, refs: Sequence[VideoRef]) -> Iterator[SourceResult | SourceError]:
+        if self.workers == 1:
+            _init_worker(config, 0)
+            for ref in refs:
+                yield _process(ref)
+            return
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        pending = deque(refs)
+        suspects: list[VideoRef] = []
+        while pending:  # a dead worker breaks the pool: start a new one for what is left
+            yield from self._pool_map(config, pending, self.workers, threads, suspects)
+        for ref in suspects:  # in flight when a worker died: retry each alone to find the one that kills it
+            alone = deque([ref])
+            dead: list[VideoRef] = []
+            yield from self._pool_map(config, alone, 1, threads, dead)
+            for source in dead:
+                yield SourceError(
+                    source.source, "worker", "the worker process died while processing this source"
+                )
+
+    @staticmethod
+    def _pool_map(config, pending: deque, workers: int, threads: int, suspects: list):
+        """Run until `pending` is empty or the pool breaks; sources in flight at a break go to `suspects`."""
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config, threads)) as pool:
+            in_flight: dict = {}
+            try:
+                while pending or in_flight:
+                    while pending and len(in_flight) < 2 * workers:
+                        ref = pending.popleft()
+                        in_flight[pool.submit(_process, ref)] = ref
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        result = future.result()
+                        del in_flight[future]
+                        yield result
+            except BrokenProcessPool:
+                suspects.extend(in_flight.values())

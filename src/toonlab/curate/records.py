@@ -1,0 +1,79 @@
+"""Small typed records passed between curate stages: what a source is, what one pass found in it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VideoRef:
+    """One source video: `source` as the user gave it, `path` where its bytes are on disk."""
+
+    source: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Facts read from the stream itself (not container metadata) plus the file's bytes."""
+
+    codec: str
+    width: int
+    height: int
+    fps: Fraction  # from the stream's average frame rate, as a rational
+    frame_count: int  # frames actually decoded
+    file_size: int  # bytes
+    sha256: str
+
+    @property
+    def duration(self) -> float:
+        return float(self.frame_count / self.fps) if self.fps else 0.0
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A view into a video: frames [start, end) plus the unique drawings found in it."""
+
+    start: int
+    end: int  # exclusive
+    keyframes: tuple[int, ...]  # absolute frame numbers, first one == start
+
+    @property
+    def frame_number(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """An encoded full-resolution image of one kept frame."""
+
+    index: int  # absolute frame number
+    data: bytes
+    ext: str  # "jpg" | "webp" | "png"
+
+
+@dataclass
+class SourceResult:
+    """Everything one pass over one source produced; shipped from a worker to the writer."""
+
+    ref: VideoRef
+    video_id: str
+    probe: Probe
+    shots: list[Shot]
+    images: dict[int, Keyframe]  # absolute frame number -> encoded image, for every shot keyframe
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    clips: dict[int, bytes] = field(default_factory=dict)  # shot position -> clip file bytes (--clips)
+
+
+@dataclass(frozen=True)
+class SourceError:
+    """A source that could not be processed: which stage failed and why, in words."""
+
+    source: str
+    stage: str
+    reason: str
+    detail: str = ""  # traceback text, kept for --debug and the errors file
