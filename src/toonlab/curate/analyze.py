@@ -106,8 +106,7 @@ class AnalyzeStage:
         if info.declared_frames and n_frames < _TRUNCATED_SHARE * info.declared_frames:
             raise StageError(
                 "decode",
-                f"truncated or corrupt: decoded {n_frames} of the {info.declared_frames} frames "
-                "the container declares",
+                f"truncated or corrupt: decoded {n_frames} of the {info.declared_frames} frames the container declares",
             )
         probe = Probe(
             codec=info.codec,

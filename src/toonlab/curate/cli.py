@@ -17,22 +17,16 @@ console = Console(stderr=True)
 
 
 def curate(
-    inputs: Annotated[
-        list[str], typer.Argument(help="Video files, folders (searched recursively) or globs.")
-    ],
+    inputs: Annotated[list[str], typer.Argument(help="Video files, folders (searched recursively) or globs.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
     workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
     strict: Annotated[bool, typer.Option(help="Exit non-zero if any source failed.")] = False,
     debug: Annotated[bool, typer.Option(help="Print tracebacks of failed sources.")] = False,
-    clips: Annotated[
-        str, typer.Option(help="Also store a clip file per shot: none, copy or encode.")
-    ] = "none",
+    clips: Annotated[str, typer.Option(help="Also store a clip file per shot: none, copy or encode.")] = "none",
     image_format: Annotated[str, typer.Option(help="Keyframe image format: jpg, webp or png.")] = "jpg",
     image_quality: Annotated[int, typer.Option(help="Keyframe JPEG/WebP quality (1-100).")] = 90,
     max_side: Annotated[int | None, typer.Option(help="Scale keyframes so the longer side fits.")] = None,
-    ssim_threshold: Annotated[
-        float, typer.Option(help="Keep a frame if SSIM to the previous is below.")
-    ] = 0.95,
+    ssim_threshold: Annotated[float, typer.Option(help="Keep a frame if SSIM to the previous is below.")] = 0.95,
     min_scene_len: Annotated[int, typer.Option(help="Minimum shot length in frames.")] = 18,
     shot_detector: Annotated[str, typer.Option(help="animation (default) or pyscenedetect.")] = "animation",
 ) -> None:
@@ -96,9 +90,7 @@ def curate(
 def _summary(stats: dict, out: Path) -> None:
     src = stats["sources"]
     table = Table(title=f"dataset: {out}", show_header=False)
-    table.add_row(
-        "sources ok / failed / already done", f"{src['ok']} / {src['failed']} / {src['skipped_done']}"
-    )
+    table.add_row("sources ok / failed / already done", f"{src['ok']} / {src['failed']} / {src['skipped_done']}")
     table.add_row("shots", str(stats["shots"]))
     table.add_row("frames / keyframes", f"{stats['frames']} / {stats['keyframes']}")
     table.add_row("wall time", f"{stats['seconds']:.1f} s ({stats['fps']:.0f} frames/s)")

@@ -19,9 +19,7 @@ import numpy as np
 from toonlab.extras import require
 
 ANALYSIS_SIDE = 64
-_PLANAR_YUV = frozenset(
-    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p"}
-)
+_PLANAR_YUV = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p"})
 # Limited-range luma (16..235) stretched to full range, as an RGB->Y conversion of the decoded picture gives.
 _LIMITED_TO_FULL = np.clip((np.arange(256) - 16) * 255.0 / 219.0 + 0.5, 0, 255).astype(np.uint8)
 

@@ -58,9 +58,7 @@ def build_pipeline(config: CurateConfig, decoder_threads: int = 0) -> Pipeline:
     """The factory: a config becomes stage objects once, here."""
     images = ImageEncoder(config.image_format, config.image_quality, config.image_max_side)
     stages: list[Stage] = [
-        AnalyzeStage(
-            config.ssim_threshold, config.min_scene_len, config.shot_detector, images, decoder_threads
-        )
+        AnalyzeStage(config.ssim_threshold, config.min_scene_len, config.shot_detector, images, decoder_threads)
     ]
     if config.clips != "none":
         stages.append(ClipStage(config.clips))
@@ -111,9 +109,7 @@ def run_curate(
         if isinstance(outcome, SourceResult):
             first = writer.ledger.hashes.get(outcome.probe.sha256)
             if first is not None and first != outcome.ref.source:
-                outcome = SourceError(
-                    outcome.ref.source, "dedup", f"same bytes as an earlier source: {first}"
-                )
+                outcome = SourceError(outcome.ref.source, "dedup", f"same bytes as an earlier source: {first}")
         if isinstance(outcome, SourceError):
             writer.fail(outcome)
             stats["sources"]["failed"] += 1

@@ -139,9 +139,7 @@ class AnimationShotDetector:
 class PySceneDetectAdaptive:
     """PySceneDetect's AdaptiveDetector fed our analysis frames (Sakuga-42M settings by default)."""
 
-    def __init__(
-        self, min_scene_len: int = 18, adaptive_threshold: float = 3.0, min_content_val: float = 30.0
-    ) -> None:
+    def __init__(self, min_scene_len: int = 18, adaptive_threshold: float = 3.0, min_content_val: float = 30.0) -> None:
         detectors = require("scenedetect.detectors")
         self._common = require("scenedetect.common")
         self.min_scene_len = min_scene_len

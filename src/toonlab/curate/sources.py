@@ -8,9 +8,7 @@ from pathlib import Path
 
 from toonlab.curate.records import VideoRef
 
-VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mkv .webm .avi .mov .mpg .mpeg .ogv .flv .wmv .ts .m2ts .y4m .gif".split()
-)
+VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mkv .webm .avi .mov .mpg .mpeg .ogv .flv .wmv .ts .m2ts .y4m .gif".split())
 
 
 class InputError(ValueError):

@@ -397,10 +397,7 @@ def standard_specs() -> tuple[tuple[ShotSpec, ...], ...]:
 def standard_cut_set(directory: str | Path, size: tuple[int, int] = (320, 240)) -> list[SynthClip]:
     """Write the standard evaluation clips (24 fps) into `directory` and return them with ground truth."""
     directory = Path(directory)
-    return [
-        write_clip(directory / f"synth_{i:02d}.mp4", shots, size=size)
-        for i, shots in enumerate(_STANDARD_SET)
-    ]
+    return [write_clip(directory / f"synth_{i:02d}.mp4", shots, size=size) for i, shots in enumerate(_STANDARD_SET)]
 
 
 def boundary_f1(

@@ -200,9 +200,7 @@ class DatasetWriter:
         if self._tar is not None and (self._bytes >= self.max_bytes or len(self._rows) >= self.max_samples):
             self.commit()
         if self._tar is None:
-            self._tar = tarfile.open(
-                self.shard_dir / f"{self._shard}.tar.tmp", "w", format=tarfile.USTAR_FORMAT
-            )
+            self._tar = tarfile.open(self.shard_dir / f"{self._shard}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
         rows = shot_rows(result, self._shard)
         for position, row in enumerate(rows):
             members = {"json": json.dumps(row, sort_keys=True).encode()}

@@ -51,9 +51,7 @@ class LocalExecutor:
             dead: list[VideoRef] = []
             yield from self._pool_map(config, alone, 1, threads, dead)
             for source in dead:
-                yield SourceError(
-                    source.source, "worker", "the worker process died while processing this source"
-                )
+                yield SourceError(source.source, "worker", "the worker process died while processing this source")
 
     @staticmethod
     def _pool_map(config, pending: deque, workers: int, threads: int, suspects: list):
