@@ -11,7 +11,7 @@ from pathlib import Path
 from toonlab.curate.decode import DecodeError, VideoDecoder, full_resolution_bgr, sha256_file
 from toonlab.curate.keyframes import KeyframeSelector, shot_keyframes
 from toonlab.curate.records import Keyframe, Probe, Shot, SourceResult, VideoRef
-from toonlab.curate.shots import ShotDetector, make_detector, merge_short_tail
+from toonlab.curate.shots import ShotDetector, make_detector
 from toonlab.extras import require
 
 # Fewer frames than this share of what the container declares means the file is cut short or corrupt.
@@ -163,7 +163,7 @@ class AnalyzeStage:
             cuts.append(cut)
             if cut not in images:
                 images[cut] = self.images.encode(cut, dict(recent)[cut])
-        cuts = merge_short_tail(sorted(set(cuts)), n, self.min_scene_len)
+        cuts = sorted(set(cuts))
         bounds = [0, *cuts, n]
         shots = [
             Shot(start=s, end=e, keyframes=shot_keyframes(changed, s, e))

@@ -12,7 +12,7 @@ ClipMode = Literal["none", "copy", "encode"]
 @dataclass(frozen=True)
 class CurateConfig:
     ssim_threshold: float = 0.95  # Sakuga keyframe rule: keep frame t if SSIM(t-1, t) < threshold
-    min_scene_len: int = 18  # frames; shorter shots merge into their neighbour (Sakuga-42M setting)
+    min_scene_len: int = 18  # frames; no cut closer than this to the previous one (Sakuga-42M setting)
     shot_detector: Literal["animation", "pyscenedetect"] = "animation"
     image_format: ImageFormat = "jpg"
     image_quality: int = 90

@@ -32,13 +32,6 @@ class ShotDetector(Protocol):
     def finish(self, n_frames: int) -> list[int]: ...
 
 
-def merge_short_tail(cuts: list[int], n_frames: int, min_scene_len: int) -> list[int]:
-    """Merge a final shot shorter than `min_scene_len` into the shot before it."""
-    if cuts and n_frames - cuts[-1] < min_scene_len:
-        return cuts[:-1]
-    return cuts
-
-
 def _hsv(yuv: np.ndarray) -> np.ndarray:
     cv2 = require("cv2")
     bgr = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR)
@@ -89,7 +82,7 @@ class AnimationShotDetector:
         self.hold_delta = hold_delta
         self.min_hist_delta = min_hist_delta
         self.lookahead = max(window, flash_frames)
-        self._recent: deque[tuple[int, _Frame]] = deque(maxlen=window + self.lookahead + 2)
+        self._recent: deque[tuple[int, _Frame]] = deque(maxlen=2 * self.lookahead + 3)
         self._last_cut = 0
         self._prev: _Frame | None = None
 
@@ -127,13 +120,20 @@ class AnimationShotDetector:
         baseline = float(np.mean(around)) if around else self.hold_delta
         if cur.delta / baseline < self.adaptive_threshold:
             return []
-        before = frames[t - 1].hsv
-        for k in range(1, self.flash_frames + 1):
-            after = frames.get(t + k)
-            if after is not None and _content(before, after.hsv) < 0.5 * cur.delta:
-                return []  # the picture came back: impact/flash frames inside one shot
+        if self._is_impact(frames, t, 0.5 * cur.delta):
+            return []
         self._last_cut = t
         return [t]
+
+    def _is_impact(self, frames: dict[int, _Frame], t: int, small: float) -> bool:
+        """True when the picture comes back across the jump at t: some frame up to `flash_frames` before it
+        matches some frame after it, no more than `flash_frames + 1` apart (flash or impact frames between)."""
+        k = self.flash_frames
+        for b in range(t - 1, t - 2 - k, -1):
+            for a in range(t, b + k + 2):
+                if a - b >= 2 and b in frames and a in frames and _content(frames[b].hsv, frames[a].hsv) < small:
+                    return True
+        return False
 
 
 class PySceneDetectAdaptive:

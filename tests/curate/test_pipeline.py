@@ -1,0 +1,173 @@
+"""`run_curate` and `toonlab curate` end to end on synthetic clips: rows, shards, errors, resume."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import av
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from toonlab.cli import app
+from toonlab.curate.config import CurateConfig
+from toonlab.curate.pipeline import RunError, run_curate
+from toonlab.curate.write import LEDGER, SCHEMA
+
+runner = CliRunner()
+
+
+def _rows(out) -> list[dict]:
+    return sorted(ds.dataset(out / "metadata").to_table().to_pylist(), key=lambda r: r["identifier"])
+
+
+def _samples(out) -> dict[str, dict[str, bytes]]:
+    samples: dict[str, dict[str, bytes]] = {}
+    for shard in sorted((out / "shards").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar:
+                key, ext = member.name.split(".", 1)
+                samples.setdefault(key, {})[ext] = tar.extractfile(member).read()
+    return samples
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory, two_clips):
+    out = tmp_path_factory.mktemp("out")
+    stats = run_curate([str(c.path) for c in two_clips], out)
+    return out, stats
+
+
+def test_rows_match_ground_truth(curated, two_clips):
+    out, stats = curated
+    rows = _rows(out)
+    expected = [(clip, i) for clip in two_clips for i in range(len(clip.shot_ranges))]
+    assert len(rows) == len(expected) == stats["shots"]
+    by_source = {}
+    for row in rows:
+        by_source.setdefault(row["source"], []).append(row)
+    for clip in two_clips:
+        got = sorted(by_source[str(clip.path)], key=lambda r: r["shot_index"])
+        assert [(r["start_frame"], r["end_frame"]) for r in got] == list(clip.shot_ranges)
+        assert [tuple(r["keyframe_indices"]) for r in got] == list(clip.keyframes)
+        for r in got:
+            assert r["key_frame_number"] == len(r["keyframe_indices"])
+            assert r["dynamic_score"] == r["key_frame_number"] / r["frame_number"]
+            assert r["fps"] == 24.0 and r["fps_rational"] == "24/1"
+            assert r["identifier"] == f"{r['video_id']}:{r['shot_index']}"
+            assert "." not in r["key"]
+    timings = {r["source"].rsplit("/", 1)[-1] + str(r["shot_index"]): r["timing"] for r in rows}
+    assert timings == {"a.mp41": "twos", "a.mp42": "ones", "b.mp41": "threes", "b.mp42": "still"}
+    assert rows[0]["scene_start_time"] == "00:00:00.000"
+    assert stats["frames"] == sum(c.n_frames for c in two_clips)
+    assert stats["keyframes"] == sum(len(k) for c in two_clips for k in c.keyframes)
+
+
+def test_parquet_schema_is_the_contract(curated):
+    out, _ = curated
+    for path in (out / "metadata").glob("*.parquet"):
+        assert pq.read_schema(path).remove_metadata() == SCHEMA
+
+
+def test_shards_hold_keyframes_and_row(curated):
+    out, _ = curated
+    rows = {r["key"]: r for r in _rows(out)}
+    samples = _samples(out)
+    assert set(samples) == set(rows)
+    for key, members in samples.items():
+        row = rows[key]
+        assert json.loads(members["json"])["identifier"] == row["identifier"]
+        images = sorted(ext for ext in members if ext.endswith(".jpg"))
+        assert images == [f"{i:06d}.jpg" for i in row["keyframe_indices"]]
+        with av.open(io.BytesIO(members[images[0]])) as img:
+            frame = next(img.decode(video=0))
+            assert (frame.width, frame.height) == (row["width"], row["height"])
+
+
+def test_stats_file(curated):
+    out, stats = curated
+    saved = json.loads((out / "_stats.json").read_text())
+    assert saved["sources"] == {"total": 2, "ok": 2, "failed": 0, "skipped_done": 0}
+    assert saved["shots"] == stats["shots"] and saved["frames"] == stats["frames"]
+    assert {"decode", "analyze", "encode"} <= set(saved["stage_seconds"])
+
+
+def test_rerun_skips_finished_sources(tmp_path, two_clips):
+    inputs = [str(c.path) for c in two_clips]
+    run_curate(inputs, tmp_path)
+    before = _rows(tmp_path)
+    (tmp_path / "shards" / "00099.tar").write_bytes(b"orphan of a killed run")  # not in the ledger
+    with open(tmp_path / LEDGER, "a") as fh:
+        fh.write('{"kind": "shard", "shard": "000')  # a line cut short by a kill
+    stats = run_curate(inputs, tmp_path)
+    assert stats["sources"]["skipped_done"] == 2 and stats["sources"]["ok"] == 0
+    assert _rows(tmp_path) == before
+    assert not (tmp_path / "shards" / "00099.tar").exists()
+
+
+def test_bad_inputs_become_error_rows(tmp_path, two_clips, bad_inputs):
+    inputs = [str(p) for p in bad_inputs.values()] + [str(two_clips[1].path)]
+    stats = run_curate(inputs, tmp_path)
+    assert stats["sources"]["ok"] == 1 and stats["sources"]["failed"] == len(bad_inputs)
+    errors = {r["source"]: r for r in pq.read_table(tmp_path / "errors.parquet").to_pylist()}
+    assert set(errors) == {str(p) for p in bad_inputs.values()}
+    reasons = {name: errors[str(path)]["reason"] for name, path in bad_inputs.items()}
+    assert "empty file" in reasons["empty"]
+    assert "no video stream" in reasons["audio_only"]
+    for name, reason in reasons.items():
+        assert errors[str(bad_inputs[name])]["stage"] == "decode", (name, reason)
+        assert len(reason) > 10 and "Traceback" not in reason
+    assert len(_rows(tmp_path)) == len(two_clips[1].shot_ranges)
+
+
+def test_duplicate_bytes_are_reported_once(tmp_path, two_clips):
+    copy = tmp_path / "copy_of_a.mp4"
+    copy.write_bytes(two_clips[0].path.read_bytes())
+    stats = run_curate([str(two_clips[0].path), str(copy)], tmp_path / "out")
+    assert stats["sources"] == {"total": 2, "ok": 1, "failed": 1, "skipped_done": 0}
+    errors = pq.read_table(tmp_path / "out" / "errors.parquet").to_pylist()
+    assert errors[0]["stage"] == "dedup" and str(two_clips[0].path) in errors[0]["reason"]
+
+
+def test_two_workers_give_the_same_rows(tmp_path, two_clips, curated):
+    run_curate([str(c.path) for c in two_clips], tmp_path, workers=2)
+    strip = ("shard",)
+    one = [{k: v for k, v in r.items() if k not in strip} for r in _rows(curated[0])]
+    two = [{k: v for k, v in r.items() if k not in strip} for r in _rows(tmp_path)]
+    assert one == two
+
+
+@pytest.mark.parametrize("mode", ["copy", "encode"])
+def test_clip_files(tmp_path, two_clips, mode):
+    clip = two_clips[1]
+    run_curate([str(clip.path)], tmp_path, CurateConfig(clips=mode))
+    rows = {r["key"]: r for r in _rows(tmp_path)}
+    for key, members in _samples(tmp_path).items():
+        with av.open(io.BytesIO(members["mp4"])) as video:
+            n = sum(1 for _ in video.decode(video=0))
+        if mode == "encode":
+            assert n == rows[key]["frame_number"]
+        else:
+            assert n >= rows[key]["frame_number"] - 1
+
+
+def test_cli_exit_codes_and_no_traceback(tmp_path, two_clips, bad_inputs):
+    good = str(two_clips[0].path)
+    result = runner.invoke(app, ["curate", good, str(bad_inputs["random"]), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "random.mkv" in result.output
+    result = runner.invoke(app, ["curate", good, str(bad_inputs["empty"]), "--out", str(tmp_path / "s"), "--strict"])
+    assert result.exit_code == 1
+    assert runner.invoke(app, ["curate", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "x")]).exit_code == 2
+    assert runner.invoke(app, ["curate", good, "--out", str(tmp_path / "y"), "--clips", "bogus"]).exit_code == 2
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert runner.invoke(app, ["curate", good, "--out", str(blocker / "out")]).exit_code == 2
+
+
+def test_run_error_on_bad_workers(tmp_path, two_clips):
+    with pytest.raises(RunError):
+        run_curate([str(two_clips[0].path)], tmp_path, workers=0)
