@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,46 @@ class ImageEncoder:
         if not ok:
             raise StageError("encode", f"could not encode frame {index} as {self.ext}")
         return Keyframe(index=index, data=buf.tobytes(), ext=self.ext)
+
+
+class _EncodeQueue:
+    """Encodes kept frames on background threads while decoding goes on (OpenCV and FFmpeg's scaler release
+    the GIL); at most `depth` frames wait, so memory stays flat. `seconds` sums the encoding time."""
+
+    def __init__(self, encoder: ImageEncoder, threads: int, depth: int = 8) -> None:
+        self._encoder = encoder
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="encode")
+        self._pending: deque[Future] = deque()
+        self._depth = depth
+        self._done: dict[int, Keyframe] = {}
+        self._queued: set[int] = set()
+        self._lock = threading.Lock()
+        self.seconds = 0.0
+
+    def _encode(self, index: int, frame) -> Keyframe:
+        t = time.perf_counter()
+        image = self._encoder.encode(index, frame)
+        with self._lock:
+            self.seconds += time.perf_counter() - t
+        return image
+
+    def add(self, index: int, frame) -> None:
+        if index in self._queued:
+            return
+        self._queued.add(index)
+        self._pending.append(self._pool.submit(self._encode, index, frame))
+        while len(self._pending) > self._depth:
+            self._collect(self._pending.popleft())
+
+    def _collect(self, future: Future) -> None:
+        image = future.result()
+        self._done[image.index] = image
+
+    def finish(self) -> dict[int, Keyframe]:
+        while self._pending:
+            self._collect(self._pending.popleft())
+        self._pool.shutdown()
+        return self._done
 
 
 def video_id_for(path: Path, sha256: str) -> str:
@@ -132,8 +174,8 @@ class AnalyzeStage:
         recent: deque = deque(maxlen=detector.lookahead + 2)  # (index, av frame) for late-confirmed cuts
         changed: list[int] = []  # frames whose SSIM to the previous frame fell below the threshold
         cuts: list[int] = []
-        images: dict[int, Keyframe] = {}
-        t_decode = t_analyze = t_encode = 0.0
+        images = _EncodeQueue(self.images, threads=self.threads or 2)
+        t_decode = t_analyze = 0.0
         n = 0
         frames = decoder.frames()
         while True:
@@ -149,20 +191,16 @@ class AnalyzeStage:
                 changed.append(item.index)
             new_cuts = detector.push(item.index, item.yuv)
             recent.append((item.index, item.frame))
-            t_analyze += time.perf_counter() - t
-            t = time.perf_counter()
             if keep:
-                images[item.index] = self.images.encode(item.index, item.frame)
+                images.add(item.index, item.frame)
             for cut in new_cuts:
                 cuts.append(cut)
-                if cut not in images:
-                    images[cut] = self.images.encode(cut, dict(recent)[cut])
-            t_encode += time.perf_counter() - t
+                images.add(cut, dict(recent)[cut])
+            t_analyze += time.perf_counter() - t
         t = time.perf_counter()
         for cut in detector.finish(n):
             cuts.append(cut)
-            if cut not in images:
-                images[cut] = self.images.encode(cut, dict(recent)[cut])
+            images.add(cut, dict(recent)[cut])
         cuts = sorted(set(cuts))
         bounds = [0, *cuts, n]
         shots = [
@@ -171,7 +209,8 @@ class AnalyzeStage:
             if e > s
         ]
         wanted = {k for shot in shots for k in shot.keyframes}
-        images = {k: v for k, v in images.items() if k in wanted}
         t_analyze += time.perf_counter() - t
-        timings.update(decode=t_decode, analyze=t_analyze, encode=t_encode)
-        return shots, images, n
+        t = time.perf_counter()
+        encoded = images.finish()
+        timings.update(decode=t_decode, analyze=t_analyze, encode=images.seconds, encode_wait=time.perf_counter() - t)
+        return shots, {k: v for k, v in encoded.items() if k in wanted}, n
