@@ -133,22 +133,45 @@ def timed(method: Callable[[Sequence[Path]], dict], files: Sequence[Path], repea
 # Shot F1 on the synthetic cut set
 
 
-def toonlab_cuts(clips: Sequence[SynthClip]) -> dict[str, list[int]]:
-    """Cut frames found by toonlab per clip file name: every shot start and end except 0 and the
-    last frame, so shots dropped by a length filter still show their boundaries."""
+def toonlab_on_cut_set(clips: Sequence[SynthClip]) -> tuple[dict[str, list[int]], dict]:
+    """toonlab's cut frames per clip file name, and how its keyframes agree with the ground truth.
+
+    Cuts are every shot start and end except 0 and the last frame, so shots dropped by a length filter
+    still show their boundaries. Keyframes are compared on shots whose range matches a true shot."""
     import pyarrow.parquet as pq
 
     with tempfile.TemporaryDirectory(prefix="toonlab-f1-") as out:
         _run_curate()([str(c.path) for c in clips], Path(out), workers=1)
-        table = pq.read_table(Path(out) / "metadata").to_pylist()
-    by_name = {c.path.stem: c for c in clips}
+        rows = pq.read_table(Path(out) / "metadata").to_pylist()
+    by_stem = {c.path.stem: c for c in clips}
     cuts: dict[str, set[int]] = {c.path.name: set() for c in clips}
-    for row in table:
-        clip = by_name.get(_row_stem(row))
+    found: dict[tuple[str, int, int], set[int]] = {}
+    for row in rows:
+        clip = by_stem.get(_row_stem(row))
         if clip is None:
             continue
         cuts[clip.path.name] |= {row["start_frame"], row["end_frame"]} - {0, clip.n_frames}
-    return {name: sorted(v) for name, v in cuts.items()}
+        found[(clip.path.name, row["start_frame"], row["end_frame"])] = set(row["keyframe_indices"] or ())
+    agree = {
+        "true_shots": 0,
+        "matched_shots": 0,
+        "identical_shots": 0,
+        "kept_true": 0,
+        "kept_found": 0,
+        "kept_both": 0,
+    }
+    for clip in clips:
+        for (start, end), true in zip(clip.shot_ranges, clip.keyframes, strict=True):
+            agree["true_shots"] += 1
+            got = found.get((clip.path.name, start, end))
+            if got is None:
+                continue
+            agree["matched_shots"] += 1
+            agree["identical_shots"] += got == set(true)
+            agree["kept_true"] += len(true)
+            agree["kept_found"] += len(got)
+            agree["kept_both"] += len(got & set(true))
+    return {name: sorted(v) for name, v in cuts.items()}, agree
 
 
 def _row_stem(row: dict) -> str:
@@ -161,40 +184,41 @@ def _row_stem(row: dict) -> str:
 def shot_f1(clips: Sequence[SynthClip], with_toonlab: bool) -> dict:
     out = {"pyscenedetect": evaluate(lambda c: pyscenedetect_cuts(c.path), clips)}
     if with_toonlab:
-        found = toonlab_cuts(clips)
+        found, agreement = toonlab_on_cut_set(clips)
         out["toonlab"] = evaluate(lambda c: found[c.path.name], clips)
+        out["toonlab_keyframes"] = agreement
     return out
 
 
 # ----------------------------------------------------------------------------------------------
 # Peak memory vs video length
 
+# Peak RSS is read from /proc/self/status VmHWM, which starts afresh at exec: ru_maxrss survives fork+exec
+# and would report this (large) benchmark process. Pool workers of the child are its own children.
 _CHILD = """
 import json, resource, sys
 from pathlib import Path
 from toonlab.curate.pipeline import run_curate
-run = sys.argv[1] == "run"
-if run:
+if sys.argv[1] == "run":
     run_curate([sys.argv[2]], Path(sys.argv[3]), workers=1)
-usage = resource.getrusage
-rss = max(usage(resource.RUSAGE_SELF).ru_maxrss, usage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(json.dumps({"max_rss_kib": rss}))
+try:
+    status = open("/proc/self/status").read().split("VmHWM:")[1]
+    own = int(status.split()[0])
+except (OSError, IndexError):
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"max_rss_kib": max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)}))
 """
 
 
 def _child_rss(args: list[str]) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, env=env, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])["max_rss_kib"]
 
 
 def memory_vs_length(workdir: Path, n: int, size: tuple[int, int]) -> dict:
     """Max RSS of a fresh process running toonlab on a clip of n and of 4n frames."""
-    shots = [
-        ShotSpec(60, hold, seed=i) for i, hold in zip(range(64), [1, 2, 3, (1, 2, 3)] * 16, strict=False)
-    ]
+    shots = [ShotSpec(60, hold, seed=i) for i, hold in zip(range(64), [1, 2, 3, (1, 2, 3)] * 16, strict=False)]
     result: dict = {"size": list(size), "import_only_kib": _child_rss(["import"])}
     for frames in (n, 4 * n):
         specs = [shots[i % len(shots)] for i in range(frames // 60)]
@@ -211,9 +235,7 @@ def memory_vs_length(workdir: Path, n: int, size: tuple[int, int]) -> dict:
 
 
 def media_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix != ".json"
-    )
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix != ".json")
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -221,9 +243,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--media", type=Path, default=ROOT / ".cache/media/clips")
     parser.add_argument("--quick", action="store_true", help="fewer files, one repeat, a small memory test")
     parser.add_argument("--repeats", type=int, default=None, help="best of N timings (default 3, quick 1)")
-    parser.add_argument(
-        "--with-synth", action="store_true", help="add the synthetic cut set to the timed files"
-    )
+    parser.add_argument("--with-synth", action="store_true", help="add the synthetic cut set to the timed files")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/curate_bench.json")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -303,8 +323,12 @@ def report(results: dict) -> None:
     )
     stats = (runs.get("toonlab curate, 1 worker") or {}).get("stats")
     if stats:
+        stage = {k: round(v, 2) for k, v in stats.get("stage_seconds", {}).items()}
         console.print(
-            "toonlab stats: " + json.dumps({k: v for k, v in stats.items() if not isinstance(v, list)})
+            f"toonlab (1 worker) own stats: {stats.get('fps', 0):.0f} fps wall, "
+            f"analysis-only {stats.get('analysis_fps_per_worker', 0):.0f} fps per worker, "
+            f"stage seconds {stage}, sources {stats.get('sources')}, "
+            f"failed by stage {stats.get('failed_by_stage')}"
         )
     one = fps["toonlab curate, 1 worker"]
     console.print(
@@ -323,6 +347,16 @@ def report(results: dict) -> None:
         errs = [f"{kind}: {e}" for v in r["errors"].values() for kind in ("missed", "false") for e in v[kind]]
         f1.add_row(name, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", "\n".join(errs))
     console.print(f1)
+    kf = results["shot_f1"].get("toonlab_keyframes")
+    if kf:
+        precision = kf["kept_both"] / max(1, kf["kept_found"])
+        recall = kf["kept_both"] / max(1, kf["kept_true"])
+        console.print(
+            "toonlab keyframes vs the reference rule on the cut set: "
+            f"{kf['identical_shots']}/{kf['matched_shots']} matched shots identical "
+            f"({kf['matched_shots']}/{kf['true_shots']} true shots matched); "
+            f"kept frames precision {precision:.3f}, recall {recall:.3f}"
+        )
 
     mem = results["memory"]
     if mem:

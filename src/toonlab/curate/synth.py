@@ -319,27 +319,31 @@ def write_clip(
     ranges = shot_ranges_of(shots)
     name, options = _encoder() if codec == "libx264" else (codec, {"qscale": "1"} if codec == "mpeg4" else {})
     width, height = size
-    rendered: list[np.ndarray] = []
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(name, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if name == "mpeg4":
             stream.bit_rate = 20_000_000
-        for rgb in render_frames(shots, size):
-            rendered.append(rgb)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
+
+        def encoded(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+            for rgb in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    container.mux(packet)
+                yield rgb
+
+        # one pass, one frame in memory: encode each rendered frame, then apply the rule to it
+        keyframes = keyframes_of(encoded(render_frames(shots, size)), ranges)
         for packet in stream.encode():
             container.mux(packet)
     return SynthClip(
         path=path,
         fps=Fraction(fps),
-        n_frames=len(rendered),
+        n_frames=ranges[-1][1] if ranges else 0,
         width=width,
         height=height,
         cuts=tuple(start for start, _ in ranges[1:]),
         shot_ranges=ranges,
-        keyframes=keyframes_of(iter(rendered), ranges),
+        keyframes=keyframes,
         shots=tuple(shots),
     )
 
