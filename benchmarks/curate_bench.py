@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -89,17 +90,43 @@ def sakuga_reference(files: Sequence[Path]) -> dict:
         starts = set(_scenes(path)[0])
         shots += len(starts)
         reader = cv2.VideoCapture(str(path))
-        prev, index = None, 0
+        prev, index, changed = None, 0, set()
         while True:
             ok, frame = reader.read()
             if not ok:
                 break
-            if index in starts or ssim(prev, frame) < 0.95:  # a scene's first frame is always kept
-                kept += 1
+            if index > 0 and ssim(prev, frame) < 0.95:
+                changed.add(index)
+            kept += index in starts or index in changed  # a scene's first frame is always kept
             prev, index = frame, index + 1
         reader.release()
         n += index
+        _CHANGED["reference"][path.name] = changed
     return {"frames": n, "shots": shots, "keyframes": kept}
+
+
+# Frames whose SSIM to the previous frame fell below 0.95, per file name and method (shot starts aside),
+# filled by the last timed run of the Sakuga reference and of toonlab with 1 worker.
+_CHANGED: dict[str, dict[str, set[int]]] = {"reference": {}, "toonlab": {}, "toonlab_starts": {}}
+
+
+def real_keyframe_agreement() -> dict | None:
+    """toonlab's kept frames vs the released rule's on the real files, frames at toonlab's shot starts
+    left out (both keep those); None unless both methods ran."""
+    if not _CHANGED["toonlab"] or not _CHANGED["reference"]:
+        return None
+    out = {"reference": 0, "toonlab": 0, "both": 0, "only_reference": {}, "only_toonlab": {}}
+    for name, ref in _CHANGED["reference"].items():
+        ref = ref - _CHANGED["toonlab_starts"].get(name, set())
+        ours = _CHANGED["toonlab"].get(name, set())
+        out["reference"] += len(ref)
+        out["toonlab"] += len(ours)
+        out["both"] += len(ref & ours)
+        if ref - ours:
+            out["only_reference"][name] = sorted(ref - ours)
+        if ours - ref:
+            out["only_toonlab"][name] = sorted(ours - ref)
+    return out
 
 
 def _run_curate():
@@ -113,8 +140,19 @@ def _run_curate():
 
 def toonlab_curate(workers: int) -> Callable[[Sequence[Path]], dict]:
     def run(files: Sequence[Path]) -> dict:
+        import pyarrow.parquet as pq
+
         with tempfile.TemporaryDirectory(prefix="toonlab-bench-") as out:
             stats = _run_curate()([str(p) for p in files], Path(out), workers=workers)
+            rows = pq.read_table(Path(out) / "metadata").to_pylist() if workers == 1 else []
+        by_file: dict[str, tuple[set[int], set[int]]] = {}
+        for row in rows:
+            starts, keys = by_file.setdefault(Path(row["source"]).name, (set(), set()))
+            starts.add(row["start_frame"])
+            keys.update(row["keyframe_indices"] or ())
+        if workers == 1:
+            _CHANGED["toonlab"] = {name: keys - starts for name, (starts, keys) in by_file.items()}
+            _CHANGED["toonlab_starts"] = {name: starts for name, (starts, _) in by_file.items()}
         return {**{k: stats.get(k) for k in ("frames", "shots", "keyframes")}, "stats": stats}
 
     return run
@@ -234,6 +272,28 @@ def memory_vs_length(workdir: Path, n: int, size: tuple[int, int]) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
+def per_file_runs(files: Sequence[Path], repeats: int, have_toonlab: bool) -> list[dict]:
+    """fps of decode, PySceneDetect and toonlab (1 worker) on each file alone, with its codec and size."""
+    import av
+
+    rows = []
+    for path in files:
+        with av.open(str(path)) as container:
+            ctx = container.streams.video[0].codec_context
+            row = {"file": path.name, "codec": ctx.name, "size": f"{ctx.width}x{ctx.height}", "pix_fmt": ctx.pix_fmt}
+        decode = timed(decode_only, [path], repeats)
+        row["frames"] = decode["frames"]
+        row["decode_fps"] = decode["frames"] / decode["seconds"]
+        psd = timed(pyscenedetect, [path], repeats)
+        row["pyscenedetect_fps"] = decode["frames"] / psd["seconds"]
+        if have_toonlab:
+            ours = timed(toonlab_curate(1), [path], repeats)
+            row["toonlab_fps"] = decode["frames"] / ours["seconds"]
+            row["toonlab_stage_seconds"] = ours["stats"].get("stage_seconds", {})
+        rows.append(row)
+    return rows
+
+
 def media_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix != ".json")
 
@@ -244,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fewer files, one repeat, a small memory test")
     parser.add_argument("--repeats", type=int, default=None, help="best of N timings (default 3, quick 1)")
     parser.add_argument("--with-synth", action="store_true", help="add the synthetic cut set to the timed files")
+    parser.add_argument("--per-file", action="store_true", help="also time decode / PySceneDetect / toonlab per file")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/curate_bench.json")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -273,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if runs[name] is not None:
             runs[name]["fps"] = total / runs[name]["seconds"]
         console.print(f"  {name}: " + (f"{runs[name]['fps']:.0f} fps" if runs[name] else "missing"))
+    agreement = real_keyframe_agreement()
+    per_file = per_file_runs(files, repeats, have_toonlab) if args.per_file else None
     f1 = shot_f1(clips, have_toonlab)
     memory = None
     if have_toonlab:
@@ -284,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "repeats": repeats,
         "cpu_count": os.cpu_count(),
         "methods": runs,
+        "keyframe_agreement_real": agreement,
+        "per_file": per_file,
         "shot_f1": f1,
         "memory": memory,
     }
@@ -291,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=str))
     console.print(f"results: {args.json}")
+    shutil.rmtree(work, ignore_errors=True)
     return results
 
 
@@ -357,6 +423,33 @@ def report(results: dict) -> None:
             f"({kf['matched_shots']}/{kf['true_shots']} true shots matched); "
             f"kept frames precision {precision:.3f}, recall {recall:.3f}"
         )
+
+    kf = results.get("keyframe_agreement_real")
+    if kf:
+        console.print(
+            f"keyframes on the real files (the released rule vs toonlab, shot starts aside): reference "
+            f"{kf['reference']}, toonlab {kf['toonlab']}, both {kf['both']}; only reference "
+            f"{kf['only_reference'] or 'none'}, only toonlab {kf['only_toonlab'] or 'none'}"
+        )
+    if results.get("per_file"):
+        table = Table(title="per file (fps; toonlab 1 worker)")
+        cols = ("file", "codec", "size", "pix_fmt", "frames", "decode", "PySceneDetect", "toonlab", "/ decode")
+        for col in cols:
+            table.add_column(col, justify="left" if col in cols[:4] else "right")
+        for row in results["per_file"]:
+            ours = row.get("toonlab_fps")
+            table.add_row(
+                row["file"],
+                row["codec"],
+                row["size"],
+                row["pix_fmt"],
+                str(row["frames"]),
+                f"{row['decode_fps']:.0f}",
+                f"{row['pyscenedetect_fps']:.0f}",
+                _fmt(ours),
+                _fmt(ours and ours / row["decode_fps"], ".2f"),
+            )
+        console.print(table)
 
     mem = results["memory"]
     if mem:
