@@ -59,15 +59,11 @@ def _describe(clip: SynthClip, frame: int) -> str:
     return f"{clip.path.name}@{frame}"
 
 
-def evaluate(
-    detect: Callable[[SynthClip], Sequence[int]], clips: Sequence[SynthClip], tolerance: int = 1
-) -> dict:
+def evaluate(detect: Callable[[SynthClip], Sequence[int]], clips: Sequence[SynthClip], tolerance: int = 1) -> dict:
     """Run `detect` on every clip; pooled scores plus the per-clip errors."""
     predicted = [list(detect(clip)) for clip in clips]
     precision, recall, f1 = pooled_f1(predicted, clips, tolerance)
-    errors = {
-        clip.path.name: cut_errors(p, clip, tolerance) for p, clip in zip(predicted, clips, strict=True)
-    }
+    errors = {clip.path.name: cut_errors(p, clip, tolerance) for p, clip in zip(predicted, clips, strict=True)}
     return {
         "precision": precision,
         "recall": recall,
