@@ -21,9 +21,7 @@ def _tiny(root, n_sent: int = 2):
         for sty in ("neutral", "sad"):
             for s in range(n_sent):
                 uid = f"{spk}-{sty}-s{s}"
-                sf.write(
-                    root / "wavs" / f"{uid}.wav", np.zeros(1600, dtype=np.float32), 16000, subtype="PCM_16"
-                )
+                sf.write(root / "wavs" / f"{uid}.wav", np.zeros(1600, dtype=np.float32), 16000, subtype="PCM_16")
                 rows.append(
                     {
                         "id": uid,

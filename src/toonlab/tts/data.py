@@ -85,9 +85,7 @@ class Corpus:
         """Load `root/manifest.jsonl` (attributes from `root/corpus.json` unless given)."""
         root = Path(root)
         if not root.is_dir():
-            raise ManifestError(
-                f"corpus folder {root} does not exist (build one with `toonlab tts corpus {root}`)"
-            )
+            raise ManifestError(f"corpus folder {root} does not exist (build one with `toonlab tts corpus {root}`)")
         info: dict[str, Any] = {}
         info_path = root / INFO
         if info_path.exists():
@@ -98,14 +96,10 @@ class Corpus:
         if attributes is None:
             attributes = info.get("attributes")
             if not attributes:
-                raise ManifestError(
-                    f"{info_path} is missing or lists no 'attributes'; pass attributes explicitly"
-                )
+                raise ManifestError(f"{info_path} is missing or lists no 'attributes'; pass attributes explicitly")
         manifest = root / MANIFEST
         if not manifest.exists():
-            raise ManifestError(
-                f"{manifest} does not exist: not a corpus folder (or the build did not finish)"
-            )
+            raise ManifestError(f"{manifest} does not exist: not a corpus folder (or the build did not finish)")
         utterances = load_manifest(manifest, list(attributes))
         return cls(root=root, attributes=list(attributes), utterances=utterances, info=info)
 
