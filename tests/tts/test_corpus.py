@@ -122,3 +122,15 @@ def test_rebuild_resumes_and_failures_are_counted(tiny):
     )  # fmt: skip
     assert len(broken.errors) == 1 and len(broken.rows) == 1
     assert (root / "broken" / "errors.jsonl").exists()
+
+
+def test_cli_lists_voices_and_rejects_unknown(tmp_path):
+    from typer.testing import CliRunner
+
+    from toonlab.tts.cli import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["corpus", str(tmp_path), "--list-voices"])
+    assert listed.exit_code == 0 and "mbrola_us1" in listed.output and "(default)" in listed.output
+    bad = runner.invoke(app, ["corpus", str(tmp_path), "--voices", "nobody", "--text", __file__])
+    assert bad.exit_code == 1 and "unknown voice" in bad.output
