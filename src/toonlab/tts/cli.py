@@ -24,3 +24,51 @@ def corpus(
     from toonlab.tts.corpus import run_cli
 
     run_cli(out, sentences, voices, styles, jobs, test_frac, text, list_voices)
+
+
+@app.command()
+def train(
+    corpus: Path = typer.Option(..., "--corpus", help="Corpus folder with manifest.jsonl and corpus.json."),
+    config: str = typer.Option("tiny", "--config", "-c", help="Named config: micro, tiny, tiny-gst, base, base-gst."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoint.pt, metrics.jsonl, alignments/)."),
+    steps: int | None = typer.Option(None, "--steps", help="Total training steps (default: the config's)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Override the config's batch size."),
+    val_every: int | None = typer.Option(None, "--val-every", help="Validate (and plot) every N steps."),
+    cache: Path | None = typer.Option(None, "--cache", help="Feature cache folder (default: CORPUS/features)."),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: cores / local ranks)."),
+    stop_when_aligned: float | None = typer.Option(
+        None, "--stop-when-aligned", help="Stop once held-out diagonality (teacher-forced and free) reaches this."
+    ),
+) -> None:
+    """Train a multi-reference Tacotron (run under `torchrun` for DDP)."""
+    from toonlab.tts.configs import get_config
+    from toonlab.tts.train import train as run_training
+
+    cfg = get_config(config)
+    overrides = {k: v for k, v in {"batch_size": batch_size, "val_every": val_every}.items() if v is not None}
+    if overrides:
+        cfg = cfg.with_overrides(train=overrides)
+    run_training(corpus, cfg, out, steps, resume, cache, threads, stop_when_aligned)
+
+
+@app.command()
+def say(
+    run: Path = typer.Argument(..., help="Run folder or checkpoint file."),
+    text: str = typer.Argument(..., help="Text to speak."),
+    output: Path = typer.Option(Path("out.wav"), "--output", "-o", help="Output wav."),
+    ref: list[str] = typer.Option([], "--ref", help="ATTR=reference.wav (repeatable)."),
+    tokens: list[str] = typer.Option([], "--tokens", help="ATTR=token:weight,... e.g. style=0:0.5,3:0.5."),
+    interp: list[str] = typer.Option([], "--interp", help="ATTR=a.wav,b.wav,ALPHA: interpolate two references."),
+    random_tokens: list[str] = typer.Option([], "--random", help="ATTR: random token weights (seeded)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --random and the decoder's pre-net dropout."),
+    griffin_lim_iters: int = typer.Option(32, "--gl-iters", help="Griffin-Lim iterations."),
+) -> None:
+    """Synthesise TEXT, setting each style attribute independently (unset attributes use mean tokens)."""
+    from toonlab.tts.synthesize import Synthesizer, parse_controls
+
+    synth = Synthesizer.load(run, griffin_lim_iters=griffin_lim_iters)
+    controls = parse_controls(ref, tokens, interp, random_tokens, synth.params, seed)
+    result = synth.say(text, controls, seed=seed)
+    synth.write(result, output)
+    typer.echo(f"{output}: {result.seconds:.2f} s of audio, {result.steps} decoder steps")
