@@ -176,7 +176,7 @@ FB=usr/share/games/frozen-bubble/gfx/pinguins
 # name | frame pattern | output fps | drawings (runs of identical source frames) | note
 SPRITES=(
   "penguin-win.mp4|win_p1_%04d.png|12|68|on ones at 12 fps"
-  "penguin-wait.mp4|wait_p1_%04d.png|12|96|97 frames on ones at 12 fps; one drawing is held for 2 frames"
+  "penguin-wait.mp4|wait_p1_%04d.png|12|96|97 frames on ones at 12 fps, one drawing held 2 frames; subtle idle motion (about 1% of pixels change per frame)"
   "penguin-shooter.mp4|anime-shooter_p1_%04d.png|12|71|on ones at 12 fps"
   "penguin-win-twos.mp4|win_p1_%04d.png|24|68|on twos: each drawing held 2 frames at 24 fps"
 )
