@@ -14,7 +14,7 @@ def test_ssim_matches_scikit_image(noise):
     rng = np.random.default_rng(noise)
     a = rng.integers(0, 256, (64, 64), dtype=np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-noise, noise + 1, a.shape), 0, 255).astype(np.uint8)
-    assert ssim(a, b) == pytest.approx(structural_similarity(a, b, win_size=7, data_range=255), abs=1e-9)
+    assert ssim(a, b) == pytest.approx(structural_similarity(a, b, win_size=7, data_range=255), abs=1e-6)
 
 
 def test_ssim_flat_images():
@@ -27,17 +27,18 @@ def test_selector_keeps_first_and_changes_only():
     rng = np.random.default_rng(0)
     drawings = [rng.integers(0, 256, (64, 64), dtype=np.uint8) for _ in range(3)]
     frames = [drawings[0], drawings[0], drawings[1], drawings[1], drawings[1], drawings[2]]
-    selector = KeyframeSelector(0.95)
-    kept = [i for i, f in enumerate(frames) if selector.push(f)[0]]
-    assert kept == [0, 2, 5]
+    one_batch = KeyframeSelector(0.95).push(np.stack(frames))[0]
+    selector = KeyframeSelector(0.95)  # the same frames in batches of 4 and 2: the batch edge changes nothing
+    split = np.concatenate([selector.push(np.stack(frames[:4]))[0], selector.push(np.stack(frames[4:]))[0]])
+    assert np.flatnonzero(one_batch).tolist() == np.flatnonzero(split).tolist() == [0, 2, 5]
 
 
 def test_reference_is_previous_frame_not_last_kept():
     # slow drift: each step is tiny, so nothing after frame 0 is kept although frame 9 differs from frame 0
     base = np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (64, 1))
     frames = [np.roll(base, i // 3, axis=1) for i in range(10)]
-    selector = KeyframeSelector(0.95)
-    assert [selector.push(f)[0] for f in frames].count(True) == 1
+    keep, scores = KeyframeSelector(0.95).push(np.stack(frames))
+    assert keep.sum() == 1 and np.isnan(scores[0]) and (scores[1:] > 0.95).all()
     assert ssim(frames[0], frames[9]) < 1.0
 
 

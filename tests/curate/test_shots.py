@@ -10,9 +10,9 @@ from toonlab.curate.synth import boundary_f1
 def _detect(detector, path) -> list[int]:
     cuts, n = [], 0
     with VideoDecoder(path) as decoder:
-        for frame in decoder.frames():
-            cuts += detector.push(frame.index, frame.yuv)
-            n = frame.index + 1
+        for batch in decoder.batches(7):
+            cuts += detector.push(batch.start, batch.yuv)
+            n = batch.start + len(batch)
     return sorted(cuts + detector.finish(n))
 
 

@@ -10,12 +10,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from toonlab.curate.decode import DecodeError, VideoDecoder, full_resolution_bgr, sha256_file
 from toonlab.curate.keyframes import KeyframeSelector, shot_keyframes
 from toonlab.curate.records import Keyframe, Probe, Shot, SourceResult, VideoRef
 from toonlab.curate.shots import ShotDetector, make_detector
 from toonlab.extras import require
 
+BATCH = 16  # frames analysed together; two batches of full-resolution frames are held at most
 # Fewer frames than this share of what the container declares means the file is cut short or corrupt.
 _TRUNCATED_SHARE = 0.9
 
@@ -171,38 +174,39 @@ class AnalyzeStage:
     def _one_pass(self, decoder: VideoDecoder, timings: dict[str, float]):
         detector: ShotDetector = make_detector(self.detector_name, self.min_scene_len)
         selector = KeyframeSelector(self.ssim_threshold)
-        recent: deque = deque(maxlen=detector.lookahead + 2)  # (index, av frame) for late-confirmed cuts
+        images = _EncodeQueue(self.images, threads=self.threads or 2)
         changed: list[int] = []  # frames whose SSIM to the previous frame fell below the threshold
         cuts: list[int] = []
-        images = _EncodeQueue(self.images, threads=self.threads or 2)
+        previous: dict[int, object] = {}  # the previous batch's frames, for cuts confirmed after it ended
+        window: dict[int, object] = {}
         t_decode = t_analyze = 0.0
         n = 0
-        frames = decoder.frames()
+        batches = decoder.batches(BATCH)
         while True:
             t = time.perf_counter()
-            item = next(frames, None)
+            batch = next(batches, None)
             t_decode += time.perf_counter() - t
-            if item is None:
+            if batch is None:
                 break
             t = time.perf_counter()
-            n = item.index + 1
-            keep, _ = selector.push(item.luma)
-            if keep and item.index > 0:
-                changed.append(item.index)
-            new_cuts = detector.push(item.index, item.yuv)
-            recent.append((item.index, item.frame))
-            if keep:
-                images.add(item.index, item.frame)
-            for cut in new_cuts:
-                cuts.append(cut)
-                images.add(cut, dict(recent)[cut])
+            n = batch.start + len(batch)
+            current = dict(enumerate(batch.frames, start=batch.start))
+            window = {**previous, **current}
+            keep, _ = selector.push(batch.luma)
+            kept = (np.flatnonzero(keep) + batch.start).tolist()
+            changed.extend(i for i in kept if i > 0)
+            new_cuts = detector.push(batch.start, batch.yuv)
+            for index in kept + new_cuts:
+                images.add(index, window[index])
+            cuts += new_cuts
+            previous = current
             t_analyze += time.perf_counter() - t
         t = time.perf_counter()
         for cut in detector.finish(n):
             cuts.append(cut)
-            images.add(cut, dict(recent)[cut])
-        cuts = sorted(set(cuts))
-        bounds = [0, *cuts, n]
+            images.add(cut, window[cut])
+        window = previous = {}
+        bounds = [0, *sorted(set(cuts)), n]
         shots = [
             Shot(start=s, end=e, keyframes=shot_keyframes(changed, s, e))
             for s, e in zip(bounds[:-1], bounds[1:], strict=True)

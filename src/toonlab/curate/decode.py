@@ -38,11 +38,16 @@ class StreamInfo:
 
 
 @dataclass
-class AnalysisFrame:
-    index: int
-    luma: np.ndarray  # (64, 64) uint8, full-range Y
-    yuv: np.ndarray  # (64, 64, 3) uint8, Y U V planes resized
-    frame: object  # av.VideoFrame, for full-resolution output on demand
+class FrameBatch:
+    """Consecutive decoded frames [start, start + len(frames)) with their analysis planes."""
+
+    start: int
+    luma: np.ndarray  # (B, 64, 64) uint8, full-range Y
+    yuv: np.ndarray  # (B, 64, 64, 3) uint8, Y U V planes resized, interleaved
+    frames: list  # B av.VideoFrame, for full-resolution output on demand
+
+    def __len__(self) -> int:
+        return len(self.frames)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -54,7 +59,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 class VideoDecoder:
-    """Open a file with PyAV and stream `AnalysisFrame`s; use as a context manager."""
+    """Open a file with PyAV and stream `FrameBatch`es; use as a context manager."""
 
     def __init__(self, path: Path, threads: int = 0) -> None:
         self.path = Path(path)
@@ -96,33 +101,56 @@ class VideoDecoder:
         if self._container is not None:
             self._container.close()
 
-    def frames(self) -> Iterator[AnalysisFrame]:
+    def batches(self, size: int = 16) -> Iterator[FrameBatch]:
+        """Decode the stream once, `size` frames at a time (memory is bounded by the batch, not the video)."""
         av = require("av")
         stream = self._container.streams.video[0]
-        index = 0
+        planes = _AnalysisPlanes()
+        yuv = np.empty((size, 3, ANALYSIS_SIDE, ANALYSIS_SIDE), np.uint8)  # planar while filling
+        frames: list = []
+        full_range: list[bool] = []
+        start = 0
         try:
             for frame in self._container.decode(stream):
-                yuv = analysis_planes(frame)
-                luma = yuv[:, :, 0]
-                if not frame.format.name.startswith("yuvj"):
-                    luma = _LIMITED_TO_FULL[luma]
-                yield AnalysisFrame(index=index, luma=luma, yuv=yuv, frame=frame)
-                index += 1
+                planes(frame, yuv[len(frames)])
+                full_range.append(frame.format.name.startswith("yuvj"))
+                frames.append(frame)
+                if len(frames) == size:
+                    yield _batch(start, yuv, frames, full_range)
+                    start += size
+                    frames, full_range = [], []
         except av.FFmpegError as exc:
-            raise DecodeError(f"decode error after frame {index}: {_ffmpeg_reason(exc)}") from exc
+            raise DecodeError(f"decode error after frame {start + len(frames)}: {_ffmpeg_reason(exc)}") from exc
+        if frames:
+            yield _batch(start, yuv[: len(frames)], frames, full_range)
 
 
-def analysis_planes(frame) -> np.ndarray:
-    """(64, 64, 3) uint8 Y, U, V of a decoded frame, each plane resized with bilinear interpolation."""
-    cv2 = require("cv2")
-    if frame.format.name not in _PLANAR_YUV:
-        frame = frame.reformat(format="yuv420p")
-    out = np.empty((ANALYSIS_SIDE, ANALYSIS_SIDE, 3), np.uint8)
-    for i in range(3):
-        plane = frame.planes[i]
-        view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-        out[:, :, i] = cv2.resize(view, (ANALYSIS_SIDE, ANALYSIS_SIDE), interpolation=cv2.INTER_LINEAR)
-    return out
+def _batch(start: int, planar: np.ndarray, frames: list, full_range: list[bool]) -> FrameBatch:
+    yuv = np.ascontiguousarray(planar.transpose(0, 2, 3, 1))  # (B, 3, 64, 64) -> (B, 64, 64, 3)
+    luma = planar[:, 0].copy()
+    limited = ~np.asarray(full_range)
+    luma[limited] = _LIMITED_TO_FULL[luma[limited]]
+    return FrameBatch(start=start, luma=luma, yuv=yuv, frames=frames)
+
+
+class _AnalysisPlanes:
+    """Writes a frame's Y, U, V planes, each resized to 64x64 with bilinear interpolation, into `out` (3, 64, 64).
+
+    Pictures that are not planar 8-bit YUV (cinepak's rgb24, msvideo1's rgb555, 10-bit video) go through one
+    reused FFmpeg scaler to yuv420p first.
+    """
+
+    def __init__(self) -> None:
+        self._cv2 = require("cv2")
+        self._reformatter = require("av.video.reformatter").VideoReformatter()
+
+    def __call__(self, frame, out: np.ndarray) -> None:
+        if frame.format.name not in _PLANAR_YUV:
+            frame = self._reformatter.reformat(frame, format="yuv420p")
+        for i in range(3):
+            plane = frame.planes[i]
+            view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+            self._cv2.resize(view, (ANALYSIS_SIDE, ANALYSIS_SIDE), dst=out[i], interpolation=self._cv2.INTER_LINEAR)
 
 
 def full_resolution_bgr(frame, max_side: int | None = None) -> np.ndarray:

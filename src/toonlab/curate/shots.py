@@ -1,22 +1,22 @@
 """Shot boundaries tuned for cel animation, on the decoder's 64x64 YUV analysis frames.
 
-Two detectors share one streaming contract (`ShotDetector`): `push(index, yuv)` returns the cuts it has
-confirmed so far, `finish(n_frames)` returns the rest. A cut is the first frame of a new shot.
+Two detectors share one streaming contract (`ShotDetector`): `push(start, yuv)` takes a batch of consecutive
+frames and returns the cuts confirmed so far, `finish(n_frames)` returns the rest. A cut is the first frame of a
+new shot.
 
 `AnimationShotDetector` is PySceneDetect's adaptive content rule (HSV content delta compared with its
 neighbours) with three changes that matter for animation:
   * held frames (a drawing repeated on twos/threes gives zero deltas) are left out of the neighbour average,
     so a new drawing after a hold is not mistaken for a cut;
-  * impact/flash frames: a jump that comes back within `flash_frames` frames (the frame before the jump
+  * impact/flash frames: a jump that comes back within `flash_frames` frames (a frame before the jump
     matches a frame shortly after it) is not a cut;
   * each confirmed cut must also change the colour histogram, which fast pans and camera shake keep.
+Features are computed for a whole batch with a few array operations; the decision runs per frame on scalars.
 `PySceneDetectAdaptive` runs the library's AdaptiveDetector on the same frames, as a baseline.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -27,38 +27,41 @@ from toonlab.extras import require
 class ShotDetector(Protocol):
     lookahead: int  # frames after a cut that must be seen before it is confirmed
 
-    def push(self, index: int, yuv: np.ndarray) -> list[int]: ...
+    def push(self, start: int, yuv: np.ndarray) -> list[int]:
+        """Feed frames [start, start + B) as (B, 64, 64, 3) uint8 YUV; return the cuts confirmed so far."""
+        ...
 
     def finish(self, n_frames: int) -> list[int]: ...
 
 
+_LEVELS = np.arange(256)
+# one uint8 code per pixel: hue bin * 16 + saturation bin * 4 + value bin (OpenCV hue runs 0..179)
+_BIN_LUT = np.stack([np.minimum(_LEVELS * 16 // 180, 15) * 16, _LEVELS // 64 * 4, _LEVELS // 64], axis=-1).astype(
+    np.uint8
+)[:, None, :]  # (256, 1, 3) for cv2.LUT
+
+
 def _hsv(yuv: np.ndarray) -> np.ndarray:
+    """(B, 64, 64, 3) uint8 YUV -> uint8 HSV, converted as one tall image."""
     cv2 = require("cv2")
-    bgr = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV).astype(np.int16)  # (64, 64, 3)
+    b, h, w, _ = yuv.shape
+    bgr = cv2.cvtColor(yuv.reshape(b * h, w, 3), cv2.COLOR_YUV2BGR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV).reshape(b, h, w, 3)
 
 
 def _content(a: np.ndarray, b: np.ndarray) -> float:
     """PySceneDetect's content value: mean absolute HSV difference, channels weighted equally."""
-    return float(np.abs(a - b).mean())
+    return float(require("cv2").absdiff(a, b).mean())
 
 
-def _histogram(hsv: np.ndarray) -> np.ndarray:
+def _histograms(hsv: np.ndarray) -> np.ndarray:
+    """(B, 64, 64, 3) HSV -> (B, 256) colour histograms (16 hue x 4 saturation x 4 value bins), summing to 1."""
     cv2 = require("cv2")
-    hist = cv2.calcHist([hsv.astype(np.uint8)], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
-    return (hist / hist.sum()).ravel()
-
-
-def _hist_distance(a: np.ndarray, b: np.ndarray) -> float:
-    return 0.5 * float(np.abs(a - b).sum())  # total variation, 0 (same colours) .. 1 (disjoint)
-
-
-@dataclass(frozen=True)
-class _Frame:
-    hsv: np.ndarray
-    hist: np.ndarray
-    delta: float  # content value against the previous frame
-    hist_delta: float
+    b, h, w, _ = hsv.shape
+    parts = cv2.LUT(hsv.reshape(b * h, w, 3), _BIN_LUT).reshape(b, h * w, 3)
+    codes = parts[..., 0] + parts[..., 1] + parts[..., 2]  # (B, 64 * 64) uint8, max 15 * 16 + 12 + 3 = 255
+    counts = np.stack([np.bincount(c, minlength=256) for c in codes])  # (B, 256)
+    return counts / (h * w)
 
 
 class AnimationShotDetector:
@@ -82,56 +85,60 @@ class AnimationShotDetector:
         self.hold_delta = hold_delta
         self.min_hist_delta = min_hist_delta
         self.lookahead = max(window, flash_frames)
-        self._recent: deque[tuple[int, _Frame]] = deque(maxlen=2 * self.lookahead + 3)
+        # the next push decides from its first frame - lookahead on, looking back window or flash_frames + 2
+        self._history = self.lookahead + max(window, flash_frames + 2) + 1
+        self._delta: dict[int, float] = {}  # content value against the previous frame
+        self._hist_delta: dict[int, float] = {}  # histogram distance (total variation) to the previous frame
+        self._hsv: dict[int, np.ndarray] = {}  # (64, 64, 3) uint8
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # HSV and histogram of the newest frame
         self._last_cut = 0
-        self._prev: _Frame | None = None
 
-    def push(self, index: int, yuv: np.ndarray) -> list[int]:
-        hsv = _hsv(yuv)
-        hist = _histogram(hsv)
-        prev = self._prev
-        frame = _Frame(
-            hsv=hsv,
-            hist=hist,
-            delta=_content(prev.hsv, hsv) if prev else 0.0,
-            hist_delta=_hist_distance(prev.hist, hist) if prev else 0.0,
-        )
-        self._prev = frame
-        self._recent.append((index, frame))
-        return self._decide(index - self.lookahead)
+    def push(self, start: int, yuv: np.ndarray) -> list[int]:
+        hsv = _hsv(yuv)  # (B, 64, 64, 3)
+        hist = _histograms(hsv)  # (B, 256)
+        first_hsv, first_hist = (hsv[0], hist[0]) if self._last is None else self._last
+        prev_hsv = np.concatenate([first_hsv[None], hsv[:-1]])
+        prev_hist = np.concatenate([first_hist[None], hist[:-1]])
+        delta = require("cv2").absdiff(hsv, prev_hsv).mean(axis=(1, 2, 3))  # (B,)
+        hist_delta = 0.5 * np.abs(hist - prev_hist).sum(axis=1)  # (B,)
+        self._last = (hsv[-1], hist[-1])
+        for i in range(len(hsv)):
+            self._delta[start + i] = float(delta[i])
+            self._hist_delta[start + i] = float(hist_delta[i])
+            self._hsv[start + i] = hsv[i]
+        end = start + len(hsv)
+        cuts = [c for t in range(start - self.lookahead, end - self.lookahead) for c in self._decide(t)]
+        for old in [k for k in self._hsv if k < end - self._history]:
+            del self._hsv[old], self._delta[old], self._hist_delta[old]
+        return cuts
 
     def finish(self, n_frames: int) -> list[int]:
         return [c for t in range(max(1, n_frames - self.lookahead), n_frames) for c in self._decide(t)]
 
     def _decide(self, t: int) -> list[int]:
-        if t < 1 or t - self._last_cut < self.min_scene_len:
+        if t < 1 or t - self._last_cut < self.min_scene_len or t - 1 not in self._delta:
             return []
-        frames = dict(self._recent)
-        if t not in frames or t - 1 not in frames:
-            return []
-        cur = frames[t]
-        if cur.delta < self.min_content_val or cur.hist_delta < self.min_hist_delta:
+        delta = self._delta[t]
+        if delta < self.min_content_val or self._hist_delta[t] < self.min_hist_delta:
             return []
         around = [
-            frames[j].delta
+            self._delta[j]
             for j in range(t - self.window, t + self.window + 1)
-            if j != t and j >= 1 and j in frames and frames[j].delta > self.hold_delta
+            if j != t and j >= 1 and self._delta.get(j, 0.0) > self.hold_delta
         ]
         baseline = float(np.mean(around)) if around else self.hold_delta
-        if cur.delta / baseline < self.adaptive_threshold:
-            return []
-        if self._is_impact(frames, t, 0.5 * cur.delta):
+        if delta / baseline < self.adaptive_threshold or self._is_impact(t, 0.5 * delta):
             return []
         self._last_cut = t
         return [t]
 
-    def _is_impact(self, frames: dict[int, _Frame], t: int, small: float) -> bool:
+    def _is_impact(self, t: int, small: float) -> bool:
         """True when the picture comes back across the jump at t: some frame up to `flash_frames` before it
         matches some frame after it, no more than `flash_frames + 1` apart (flash or impact frames between)."""
-        k = self.flash_frames
+        k, hsv = self.flash_frames, self._hsv
         for b in range(t - 1, t - 2 - k, -1):
             for a in range(t, b + k + 2):
-                if a - b >= 2 and b in frames and a in frames and _content(frames[b].hsv, frames[a].hsv) < small:
+                if a - b >= 2 and b in hsv and a in hsv and _content(hsv[b], hsv[a]) < small:
                     return True
         return False
 
@@ -151,10 +158,12 @@ class PySceneDetectAdaptive:
         self.lookahead = self._det.window_width
         self._fps = 24.0
 
-    def push(self, index: int, yuv: np.ndarray) -> list[int]:
+    def push(self, start: int, yuv: np.ndarray) -> list[int]:
         cv2 = require("cv2")
-        timecode = self._common.FrameTimecode(index, fps=self._fps)
-        cuts = self._det.process_frame(timecode, cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR))
+        cuts = []
+        for i, frame in enumerate(yuv):
+            timecode = self._common.FrameTimecode(start + i, fps=self._fps)
+            cuts += self._det.process_frame(timecode, cv2.cvtColor(frame, cv2.COLOR_YUV2BGR))
         return [c.frame_num for c in cuts]
 
     def finish(self, n_frames: int) -> list[int]:
