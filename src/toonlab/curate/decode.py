@@ -9,10 +9,12 @@ for frames a caller asks to keep, from the `av.VideoFrame` still held in the fra
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from queue import Full, Queue
 
 import numpy as np
 
@@ -22,6 +24,9 @@ ANALYSIS_SIDE = 64
 _PLANAR_YUV = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p"})
 # Limited-range luma (16..235) stretched to full range, as an RGB->Y conversion of the decoded picture gives.
 _LIMITED_TO_FULL = np.clip((np.arange(256) - 16) * 255.0 / 219.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+_END = object()  # end-of-stream marker on the decode queue
 
 
 class DecodeError(RuntimeError):
@@ -65,6 +70,7 @@ class VideoDecoder:
         self.path = Path(path)
         self._threads = threads
         self._container = None
+        self._producer: threading.Thread | None = None
         self.info: StreamInfo | None = None
 
     def __enter__(self) -> VideoDecoder:
@@ -98,11 +104,52 @@ class VideoDecoder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._halt()
         if self._container is not None:
             self._container.close()
 
     def batches(self, size: int = 16) -> Iterator[FrameBatch]:
-        """Decode the stream once, `size` frames at a time (memory is bounded by the batch, not the video)."""
+        """Decode the stream once, `size` frames at a time (memory is bounded by the batch, not the video).
+
+        Decoding runs on a background thread, two batches ahead, so the caller's analysis of one batch overlaps
+        the decoding of the next (FFmpeg, OpenCV and most NumPy work run without the GIL)."""
+        queue: Queue = Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._producer = threading.Thread(target=self._produce, args=(size, queue), daemon=True)
+        self._producer.start()
+        try:
+            while (item := queue.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._halt()
+
+    def _halt(self) -> None:
+        if self._producer is not None:
+            self._stop.set()
+            self._producer.join()
+            self._producer = None
+
+    def _produce(self, size: int, queue: Queue) -> None:
+        try:
+            for batch in self._decode(size):
+                if not self._offer(queue, batch):
+                    return
+            self._offer(queue, _END)
+        except BaseException as exc:  # handed to the consuming thread, which raises it
+            self._offer(queue, exc)
+
+    def _offer(self, queue: Queue, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def _decode(self, size: int) -> Iterator[FrameBatch]:
         av = require("av")
         stream = self._container.streams.video[0]
         planes = _AnalysisPlanes()
