@@ -171,3 +171,13 @@ def test_cli_exit_codes_and_no_traceback(tmp_path, two_clips, bad_inputs):
 def test_run_error_on_bad_workers(tmp_path, two_clips):
     with pytest.raises(RunError):
         run_curate([str(two_clips[0].path)], tmp_path, workers=0)
+
+
+def test_metadata_only_run_and_spool_is_consumed(tmp_path, two_clips):
+    (tmp_path / "_spool").mkdir()
+    (tmp_path / "_spool" / "left-by-a-kill.spool").write_bytes(b"x" * 100)
+    run_curate([str(c.path) for c in two_clips], tmp_path, CurateConfig(image_format="none"))
+    assert list((tmp_path / "_spool").iterdir()) == []
+    samples = _samples(tmp_path)
+    assert samples and all(set(members) == {"json"} for members in samples.values())
+    assert sum(len(r["keyframe_indices"]) for r in _rows(tmp_path)) == sum(len(k) for c in two_clips for k in c.keyframes)

@@ -14,8 +14,9 @@ import numpy as np
 
 from toonlab.curate.decode import DecodeError, VideoDecoder, full_resolution_bgr, sha256_file
 from toonlab.curate.keyframes import KeyframeSelector, shot_keyframes
-from toonlab.curate.records import Keyframe, Probe, Shot, SourceResult, VideoRef
+from toonlab.curate.records import Blob, Probe, Shot, SourceResult, VideoRef
 from toonlab.curate.shots import ShotDetector, make_detector
+from toonlab.curate.spool import Spool
 from toonlab.extras import require
 
 BATCH = 16  # frames analysed together; two batches of full-resolution frames are held at most
@@ -53,51 +54,54 @@ class ImageEncoder:
             "png": [cv2.IMWRITE_PNG_COMPRESSION, 3],
         }[fmt]
 
-    def encode(self, index: int, frame) -> Keyframe:
+    def encode(self, index: int, frame) -> bytes:
         cv2 = require("cv2")
         ok, buf = cv2.imencode("." + self.ext, full_resolution_bgr(frame, self.max_side), self._params)
         if not ok:
             raise StageError("encode", f"could not encode frame {index} as {self.ext}")
-        return Keyframe(index=index, data=buf.tobytes(), ext=self.ext)
+        return buf.tobytes()
 
 
 class _EncodeQueue:
     """Encodes kept frames on background threads while decoding goes on (OpenCV and FFmpeg's scaler release
-    the GIL); at most `depth` frames wait, so memory stays flat. `seconds` sums the encoding time."""
+    the GIL) and appends them to the source's spool; at most `depth` frames wait, so memory stays flat.
+    With no encoder (metadata-only runs) it records nothing. `seconds` sums the encoding time."""
 
-    def __init__(self, encoder: ImageEncoder, threads: int, depth: int = 8) -> None:
+    def __init__(self, encoder: ImageEncoder | None, spool: Spool, threads: int, depth: int = 8) -> None:
         self._encoder = encoder
+        self._spool = spool
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="encode")
-        self._pending: deque[Future] = deque()
+        self._pending: deque[tuple[int, Future]] = deque()
         self._depth = depth
-        self._done: dict[int, Keyframe] = {}
+        self._done: dict[int, Blob] = {}
         self._queued: set[int] = set()
         self._lock = threading.Lock()
         self.seconds = 0.0
 
-    def _encode(self, index: int, frame) -> Keyframe:
+    def _encode(self, index: int, frame) -> bytes:
         t = time.perf_counter()
-        image = self._encoder.encode(index, frame)
+        data = self._encoder.encode(index, frame)
         with self._lock:
             self.seconds += time.perf_counter() - t
-        return image
+        return data
 
     def add(self, index: int, frame) -> None:
-        if index in self._queued:
+        if self._encoder is None or index in self._queued:
             return
         self._queued.add(index)
-        self._pending.append(self._pool.submit(self._encode, index, frame))
+        self._pending.append((index, self._pool.submit(self._encode, index, frame)))
         while len(self._pending) > self._depth:
-            self._collect(self._pending.popleft())
+            self._collect(*self._pending.popleft())
 
-    def _collect(self, future: Future) -> None:
-        image = future.result()
-        self._done[image.index] = image
+    def _collect(self, index: int, future: Future) -> None:
+        self._done[index] = self._spool.put(future.result(), self._encoder.ext)
 
-    def finish(self) -> dict[int, Keyframe]:
-        while self._pending:
-            self._collect(self._pending.popleft())
-        self._pool.shutdown()
+    def finish(self) -> dict[int, Blob]:
+        try:
+            while self._pending:
+                self._collect(*self._pending.popleft())
+        finally:
+            self._pool.shutdown(cancel_futures=True)
         return self._done
 
 
@@ -119,8 +123,15 @@ class AnalyzeStage:
     resources = Resources(cpus=1.0)
 
     def __init__(
-        self, ssim_threshold: float, min_scene_len: int, detector: str, images: ImageEncoder, threads: int = 0
+        self,
+        ssim_threshold: float,
+        min_scene_len: int,
+        detector: str,
+        images: ImageEncoder | None,
+        spool_dir: Path,
+        threads: int = 0,
     ) -> None:
+        self.spool_dir = spool_dir
         self.threads = threads  # decoder threads; 0 lets FFmpeg choose
         self.ssim_threshold = ssim_threshold
         self.min_scene_len = min_scene_len
@@ -140,19 +151,19 @@ class AnalyzeStage:
         except OSError as exc:
             raise StageError("probe", f"cannot read file: {exc.strerror or exc}") from exc
         timings["hash"] = time.perf_counter() - t0
+        spool = Spool(self.spool_dir)
         try:
             with VideoDecoder(ref.path, self.threads) as decoder:
-                shots, images, n_frames = self._one_pass(decoder, timings)
+                shots, images, n_frames = self._one_pass(decoder, spool, timings)
                 info = decoder.info
+            self._check(n_frames, info.declared_frames)
         except DecodeError as exc:
+            spool.discard()
             raise StageError("decode", str(exc)) from exc
-        if n_frames == 0:
-            raise StageError("decode", "no frames could be decoded from the video stream")
-        if info.declared_frames and n_frames < _TRUNCATED_SHARE * info.declared_frames:
-            raise StageError(
-                "decode",
-                f"truncated or corrupt: decoded {n_frames} of the {info.declared_frames} frames the container declares",
-            )
+        except BaseException:
+            spool.discard()
+            raise
+        spool.close()
         probe = Probe(
             codec=info.codec,
             width=info.width,
@@ -167,14 +178,24 @@ class AnalyzeStage:
             video_id=video_id_for(ref.path, sha),
             probe=probe,
             shots=shots,
+            spool=spool.path,
             images=images,
             timings=timings,
         )
 
-    def _one_pass(self, decoder: VideoDecoder, timings: dict[str, float]):
+    @staticmethod
+    def _check(n_frames: int, declared: int) -> None:
+        if n_frames == 0:
+            raise StageError("decode", "no frames could be decoded from the video stream")
+        if declared and n_frames < _TRUNCATED_SHARE * declared:
+            raise StageError(
+                "decode", f"truncated or corrupt: decoded {n_frames} of the {declared} frames the container declares"
+            )
+
+    def _one_pass(self, decoder: VideoDecoder, spool: Spool, timings: dict[str, float]):
         detector: ShotDetector = make_detector(self.detector_name, self.min_scene_len)
         selector = KeyframeSelector(self.ssim_threshold)
-        images = _EncodeQueue(self.images, threads=self.threads or 2)
+        images = _EncodeQueue(self.images, spool, threads=self.threads or 2)
         changed: list[int] = []  # frames whose SSIM to the previous frame fell below the threshold
         cuts: list[int] = []
         previous: dict[int, object] = {}  # the previous batch's frames, for cuts confirmed after it ended

@@ -23,7 +23,7 @@ def curate(
     strict: Annotated[bool, typer.Option(help="Exit non-zero if any source failed.")] = False,
     debug: Annotated[bool, typer.Option(help="Print tracebacks of failed sources.")] = False,
     clips: Annotated[str, typer.Option(help="Also store a clip file per shot: none, copy or encode.")] = "none",
-    image_format: Annotated[str, typer.Option(help="Keyframe image format: jpg, webp or png.")] = "jpg",
+    image_format: Annotated[str, typer.Option(help="Keyframe images: jpg, webp, png or none (indices only).")] = "jpg",
     image_quality: Annotated[int, typer.Option(help="Keyframe JPEG/WebP quality (1-100).")] = 90,
     max_side: Annotated[int | None, typer.Option(help="Scale keyframes so the longer side fits.")] = None,
     ssim_threshold: Annotated[float, typer.Option(help="Keep a frame if SSIM to the previous is below.")] = 0.95,
@@ -38,8 +38,8 @@ def curate(
     try:
         if clips not in ("none", "copy", "encode"):
             raise ValueError(f"--clips must be none, copy or encode, not {clips!r}")
-        if image_format not in ("jpg", "webp", "png"):
-            raise ValueError(f"--image-format must be jpg, webp or png, not {image_format!r}")
+        if image_format not in ("jpg", "webp", "png", "none"):
+            raise ValueError(f"--image-format must be jpg, webp, png or none, not {image_format!r}")
         if shot_detector not in ("animation", "pyscenedetect"):
             raise ValueError(f"--shot-detector must be animation or pyscenedetect, not {shot_detector!r}")
         config = CurateConfig(

@@ -12,6 +12,7 @@ from fractions import Fraction
 
 from toonlab.curate.analyze import Resources, StageError
 from toonlab.curate.records import SourceResult
+from toonlab.curate.spool import Spool
 from toonlab.extras import require
 
 
@@ -29,11 +30,14 @@ class ClipStage:
 
     def process(self, result: SourceResult) -> SourceResult:
         cut = self._copy if self.mode == "copy" else self._encode
+        spool = Spool(path=result.spool)
         try:
             for position, shot in enumerate(result.shots):
-                result.clips[position] = cut(result, shot.start, shot.end)
+                result.clips[position] = spool.put(cut(result, shot.start, shot.end), "mp4")
         except Exception as exc:
             raise StageError("clips", f"could not write {self.mode} clip: {exc}") from exc
+        finally:
+            spool.close()
         return result
 
     def _copy(self, result: SourceResult, start: int, end: int) -> bytes:

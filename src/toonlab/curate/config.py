@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-ImageFormat = Literal["jpg", "webp", "png"]
+ImageFormat = Literal["jpg", "webp", "png", "none"]  # none: keyframe indices only, no images
 ClipMode = Literal["none", "copy", "encode"]
 
 

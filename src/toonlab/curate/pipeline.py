@@ -48,17 +48,23 @@ class Pipeline:
                 stage_name = stage.name
                 item = stage.process(item)
             return item
-        except StageError as exc:
-            return SourceError(ref.source, exc.stage, exc.reason, traceback.format_exc())
-        except Exception as exc:  # a bug or an unexpected library error: keep the run going, keep the trace
+        except Exception as exc:  # StageError, or a bug / unexpected library error: keep the run going
+            if isinstance(item, SourceResult):
+                item.spool.unlink(missing_ok=True)
+            if isinstance(exc, StageError):
+                return SourceError(ref.source, exc.stage, exc.reason, traceback.format_exc())
             return SourceError(ref.source, stage_name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
-def build_pipeline(config: CurateConfig, decoder_threads: int = 0) -> Pipeline:
+def build_pipeline(config: CurateConfig, spool_dir: Path, decoder_threads: int = 0) -> Pipeline:
     """The factory: a config becomes stage objects once, here."""
-    images = ImageEncoder(config.image_format, config.image_quality, config.image_max_side)
+    images = None
+    if config.image_format != "none":
+        images = ImageEncoder(config.image_format, config.image_quality, config.image_max_side)
     stages: list[Stage] = [
-        AnalyzeStage(config.ssim_threshold, config.min_scene_len, config.shot_detector, images, decoder_threads)
+        AnalyzeStage(
+            config.ssim_threshold, config.min_scene_len, config.shot_detector, images, spool_dir, decoder_threads
+        )
     ]
     if config.clips != "none":
         stages.append(ClipStage(config.clips))
@@ -105,10 +111,11 @@ def run_curate(
     }
     start = time.perf_counter()
     executor = LocalExecutor(workers)
-    for outcome in executor.map(config, refs):
+    for outcome in executor.map(config, refs, writer.spool_dir):
         if isinstance(outcome, SourceResult):
             first = writer.ledger.hashes.get(outcome.probe.sha256)
             if first is not None and first != outcome.ref.source:
+                outcome.spool.unlink(missing_ok=True)
                 outcome = SourceError(outcome.ref.source, "dedup", f"same bytes as an earlier source: {first}")
         if isinstance(outcome, SourceError):
             writer.fail(outcome)

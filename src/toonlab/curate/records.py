@@ -48,12 +48,12 @@ class Shot:
 
 
 @dataclass(frozen=True)
-class Keyframe:
-    """An encoded full-resolution image of one kept frame."""
+class Blob:
+    """One shard member's bytes, stored in the source's spool file at [offset, offset + size)."""
 
-    index: int  # absolute frame number
-    data: bytes
-    ext: str  # "jpg" | "webp" | "png"
+    offset: int
+    size: int
+    ext: str  # file extension in the shard: "jpg", "webp", "png", "mp4"
 
 
 @dataclass
@@ -64,9 +64,10 @@ class SourceResult:
     video_id: str
     probe: Probe
     shots: list[Shot]
-    images: dict[int, Keyframe]  # absolute frame number -> encoded image, for every shot keyframe
+    spool: Path  # file holding the encoded images and clips (see spool.py)
+    images: dict[int, Blob]  # absolute frame number -> encoded image, for every shot keyframe
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
-    clips: dict[int, bytes] = field(default_factory=dict)  # shot position -> clip file bytes (--clips)
+    clips: dict[int, Blob] = field(default_factory=dict)  # shot position -> clip file (--clips)
 
 
 @dataclass(frozen=True)

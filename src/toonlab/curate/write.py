@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from toonlab.curate.keyframes import dynamic_score, timing_label
-from toonlab.curate.records import RECORD_VERSION, SourceError, SourceResult
+from toonlab.curate.records import RECORD_VERSION, Blob, SourceError, SourceResult
 
 LEDGER = "_ledger.jsonl"
 
@@ -118,6 +118,11 @@ def shot_rows(result: SourceResult, shard: str) -> list[dict]:
     return rows
 
 
+def _read(spool, blob: Blob) -> bytes:
+    spool.seek(blob.offset)
+    return spool.read(blob.size)
+
+
 def _fsync_write(path: Path, data: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
@@ -173,7 +178,8 @@ class DatasetWriter:
         self.out = Path(out)
         self.meta_dir = self.out / "metadata"
         self.shard_dir = self.out / "shards"
-        for d in (self.meta_dir, self.shard_dir):
+        self.spool_dir = self.out / "_spool"  # workers' per-source files, consumed by add()
+        for d in (self.meta_dir, self.shard_dir, self.spool_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger.open(self.out / LEDGER)
         self.max_bytes = max_bytes
@@ -186,6 +192,8 @@ class DatasetWriter:
         self._bytes = 0
 
     def _remove_orphans(self) -> None:
+        for path in self.spool_dir.iterdir():  # left by a killed run
+            path.unlink()
         for folder in (self.meta_dir, self.shard_dir):
             for path in folder.iterdir():
                 if path.name.split(".")[0] not in self.ledger.shards or path.name.endswith(".tmp"):
@@ -202,19 +210,17 @@ class DatasetWriter:
         if self._tar is None:
             self._tar = tarfile.open(self.shard_dir / f"{self._shard}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
         rows = shot_rows(result, self._shard)
-        for position, row in enumerate(rows):
-            members = {"json": json.dumps(row, sort_keys=True).encode()}
-            for index in row["keyframe_indices"]:
-                image = result.images[index]
-                members[f"{index:06d}.{image.ext}"] = image.data
-            if position in result.clips:
-                members["mp4"] = result.clips[position]
-            for ext, data in members.items():
-                info = tarfile.TarInfo(f"{row['key']}.{ext}")
-                info.size = len(data)
-                info.mtime = 0
-                self._tar.addfile(info, io.BytesIO(data))
-                self._bytes += len(data) + 1024
+        with open(result.spool, "rb") as spool:
+            for position, row in enumerate(rows):
+                self._member(row["key"], "json", json.dumps(row, sort_keys=True).encode())
+                for index in row["keyframe_indices"]:
+                    if index in result.images:  # absent when the run keeps no images
+                        blob = result.images[index]
+                        self._member(row["key"], f"{index:06d}.{blob.ext}", _read(spool, blob))
+                if position in result.clips:
+                    blob = result.clips[position]
+                    self._member(row["key"], blob.ext, _read(spool, blob))
+        result.spool.unlink()
         self._rows.extend(rows)
         self._sources.append(
             {
@@ -225,6 +231,13 @@ class DatasetWriter:
             }
         )
         return rows
+
+    def _member(self, key: str, ext: str, data: bytes) -> None:
+        info = tarfile.TarInfo(f"{key}.{ext}")
+        info.size = len(data)
+        info.mtime = 0
+        self._tar.addfile(info, io.BytesIO(data))
+        self._bytes += len(data) + 1024
 
     def fail(self, error: SourceError) -> None:
         self.ledger.append({"kind": "error", "v": RECORD_VERSION, "time": time.time(), **error.__dict__})

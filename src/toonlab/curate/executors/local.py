@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
@@ -19,11 +20,11 @@ from toonlab.curate.records import SourceError, SourceResult, VideoRef
 _PIPELINE = None
 
 
-def _init_worker(config: CurateConfig, decoder_threads: int) -> None:
+def _init_worker(config: CurateConfig, spool_dir: Path, decoder_threads: int) -> None:
     from toonlab.curate.pipeline import build_pipeline
 
     global _PIPELINE
-    _PIPELINE = build_pipeline(config, decoder_threads)
+    _PIPELINE = build_pipeline(config, spool_dir, decoder_threads)
     _PIPELINE.setup()
 
 
@@ -35,9 +36,11 @@ class LocalExecutor:
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
 
-    def map(self, config: CurateConfig, refs: Sequence[VideoRef]) -> Iterator[SourceResult | SourceError]:
+    def map(
+        self, config: CurateConfig, refs: Sequence[VideoRef], spool_dir: Path
+    ) -> Iterator[SourceResult | SourceError]:
         if self.workers == 1:
-            _init_worker(config, 0)
+            _init_worker(config, spool_dir, 0)
             for ref in refs:
                 yield _process(ref)
             return
@@ -45,18 +48,18 @@ class LocalExecutor:
         pending = deque(refs)
         suspects: list[VideoRef] = []
         while pending:  # a dead worker breaks the pool: start a new one for what is left
-            yield from self._pool_map(config, pending, self.workers, threads, suspects)
+            yield from self._pool_map((config, spool_dir, threads), pending, self.workers, suspects)
         for ref in suspects:  # in flight when a worker died: retry each alone to find the one that kills it
             alone = deque([ref])
             dead: list[VideoRef] = []
-            yield from self._pool_map(config, alone, 1, threads, dead)
+            yield from self._pool_map((config, spool_dir, threads), alone, 1, dead)
             for source in dead:
                 yield SourceError(source.source, "worker", "the worker process died while processing this source")
 
     @staticmethod
-    def _pool_map(config, pending: deque, workers: int, threads: int, suspects: list):
+    def _pool_map(init: tuple, pending: deque, workers: int, suspects: list):
         """Run until `pending` is empty or the pool breaks; sources in flight at a break go to `suspects`."""
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config, threads)) as pool:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init) as pool:
             in_flight: dict = {}
             try:
                 while pending or in_flight:
