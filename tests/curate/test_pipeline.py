@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from toonlab.cli import app
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.pipeline import RunError, run_curate
-from toonlab.curate.write import LEDGER, SCHEMA
+from toonlab.curate.write import LEDGER, dataset_schema
 
 runner = CliRunner()
 
@@ -69,7 +69,7 @@ def test_rows_match_ground_truth(curated, two_clips):
 def test_parquet_schema_is_the_contract(curated):
     out, _ = curated
     for path in (out / "metadata").glob("*.parquet"):
-        assert pq.read_schema(path).remove_metadata() == SCHEMA
+        assert pq.read_schema(path).remove_metadata() == dataset_schema()
 
 
 def test_shards_hold_keyframes_and_row(curated):

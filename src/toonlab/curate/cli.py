@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,10 @@ def curate(
     ssim_threshold: Annotated[float, typer.Option(help="Keep a frame if SSIM to the previous is below.")] = 0.95,
     min_scene_len: Annotated[int, typer.Option(help="Minimum shot length in frames.")] = 18,
     shot_detector: Annotated[str, typer.Option(help="animation (default) or pyscenedetect.")] = "animation",
+    annotate: Annotated[str, typer.Option(help="Comma-separated annotators to run, in order.")] = "",
+    annotator_option: Annotated[
+        list[str] | None, typer.Option(help="NAME.KEY=VALUE passed to an annotator (repeatable; VALUE as JSON).")
+    ] = None,
 ) -> None:
     """Detect shots and unique drawings in each video; write parquet metadata and WebDataset shards."""
     from toonlab.curate.pipeline import RunError, run_curate
@@ -50,6 +55,8 @@ def curate(
             image_quality=image_quality,
             image_max_side=max_side,
             clips=clips,
+            annotate=tuple(name.strip() for name in annotate.split(",") if name.strip()),
+            annotator_options=parse_annotator_options(annotator_option or []),
         )
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -85,6 +92,22 @@ def curate(
     _summary(stats, out)
     if strict and stats["sources"]["failed"]:
         raise typer.Exit(1)
+
+
+def parse_annotator_options(items: list[str]) -> dict[str, dict]:
+    """["tags.model_dir=/m", "tags.threshold=0.4"] -> {"tags": {"model_dir": "/m", "threshold": 0.4}}."""
+    options: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        name, dot, option = key.partition(".")
+        if not sep or not dot or not name or not option:
+            raise ValueError(f"--annotator-option must look like NAME.KEY=VALUE, got {item!r}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        options.setdefault(name, {})[option] = parsed
+    return options
 
 
 def _summary(stats: dict, out: Path) -> None:

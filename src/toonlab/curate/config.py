@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 ImageFormat = Literal["jpg", "webp", "png", "none"]  # none: keyframe indices only, no images
 ClipMode = Literal["none", "copy", "encode"]
@@ -20,6 +21,8 @@ class CurateConfig:
     clips: ClipMode = "none"  # "copy": stream-copied shot files; "encode": frame-exact re-encoded files
     shard_max_bytes: int = 256 * 1024 * 1024
     shard_max_samples: int = 2000
+    annotate: tuple[str, ...] = ()  # annotator names (annotate.REGISTRY), run in this order
+    annotator_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> constructor kwargs
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ssim_threshold <= 1.0:
@@ -28,6 +31,13 @@ class CurateConfig:
             raise ValueError(f"min_scene_len must be >= 1, got {self.min_scene_len}")
         if not 1 <= self.image_quality <= 100:
             raise ValueError(f"image_quality must be in 1..100, got {self.image_quality}")
+        from toonlab.curate.annotate import REGISTRY
+
+        unknown = [name for name in (*self.annotate, *self.annotator_options) if name not in REGISTRY]
+        if unknown:
+            raise ValueError(f"unknown annotator(s) {', '.join(unknown)}; available: {', '.join(sorted(REGISTRY))}")
+        if self.annotate and self.image_format == "none":
+            raise ValueError("annotators need keyframe images: choose an image format other than none")
         if self.image_max_side is not None and self.image_max_side < 16:
             raise ValueError(f"image_max_side must be >= 16, got {self.image_max_side}")
 

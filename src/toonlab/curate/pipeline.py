@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from toonlab.curate.analyze import AnalyzeStage, ImageEncoder, Resources, StageError
+from toonlab.curate.annotate import REGISTRY, AnnotateStage
 from toonlab.curate.clips import ClipStage
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
@@ -66,6 +67,9 @@ def build_pipeline(config: CurateConfig, spool_dir: Path, decoder_threads: int =
             config.ssim_threshold, config.min_scene_len, config.shot_detector, images, spool_dir, decoder_threads
         )
     ]
+    if config.annotate:
+        options = config.annotator_options
+        stages.append(AnnotateStage([REGISTRY[name](**options.get(name, {})) for name in config.annotate]))
     if config.clips != "none":
         stages.append(ClipStage(config.clips))
     return Pipeline(stages)

@@ -68,6 +68,8 @@ class SourceResult:
     images: dict[int, Blob]  # absolute frame number -> encoded image, for every shot keyframe
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     clips: dict[int, Blob] = field(default_factory=dict)  # shot position -> clip file (--clips)
+    # per shot position: column -> value, filled by annotators (see annotate/base.py)
+    annotations: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -20,43 +20,49 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from toonlab.curate.annotate import annotation_fields
 from toonlab.curate.keyframes import dynamic_score, timing_label
 from toonlab.curate.records import RECORD_VERSION, Blob, SourceError, SourceResult
 
 LEDGER = "_ledger.jsonl"
 
-SCHEMA = pa.schema(
-    [
-        # Sakuga-42M column names, honest types
-        ("identifier", pa.string()),
-        ("hash_identifier", pa.string()),
-        ("url_link", pa.string()),
-        ("scene_start_time", pa.string()),
-        ("scene_end_time", pa.string()),
-        ("frame_number", pa.int64()),
-        ("key_frame_number", pa.int64()),
-        ("dynamic_score", pa.float64()),
-        ("width", pa.int64()),
-        ("height", pa.int64()),
-        ("fps", pa.float64()),
-        ("file_ext", pa.string()),
-        ("file_size", pa.int64()),
-        # ours
-        ("source", pa.string()),
-        ("video_id", pa.string()),
-        ("shot_index", pa.int32()),
-        ("start_frame", pa.int64()),
-        ("end_frame", pa.int64()),
-        ("keyframe_indices", pa.list_(pa.int64())),
-        ("timing", pa.string()),
-        ("fps_rational", pa.string()),
-        ("codec", pa.string()),
-        ("source_sha256", pa.string()),
-        ("shard", pa.string()),
-        ("key", pa.string()),
-        ("record_version", pa.int32()),
-    ]
-)
+BASE_FIELDS = [
+    # Sakuga-42M column names, honest types
+    ("identifier", pa.string()),
+    ("hash_identifier", pa.string()),
+    ("url_link", pa.string()),
+    ("scene_start_time", pa.string()),
+    ("scene_end_time", pa.string()),
+    ("frame_number", pa.int64()),
+    ("key_frame_number", pa.int64()),
+    ("dynamic_score", pa.float64()),
+    ("width", pa.int64()),
+    ("height", pa.int64()),
+    ("fps", pa.float64()),
+    ("file_ext", pa.string()),
+    ("file_size", pa.int64()),
+    # ours
+    ("source", pa.string()),
+    ("video_id", pa.string()),
+    ("shot_index", pa.int32()),
+    ("start_frame", pa.int64()),
+    ("end_frame", pa.int64()),
+    ("keyframe_indices", pa.list_(pa.int64())),
+    ("timing", pa.string()),
+    ("fps_rational", pa.string()),
+    ("codec", pa.string()),
+    ("source_sha256", pa.string()),
+    ("shard", pa.string()),
+    ("key", pa.string()),
+    ("record_version", pa.int32()),
+]
+
+
+def dataset_schema() -> pa.Schema:
+    """The metadata schema: the base columns plus every annotator's columns, which are always present (null when
+    the annotator did not run), so every parquet file of a dataset has the same schema."""
+    return pa.schema([pa.field(name, kind) for name, kind in BASE_FIELDS] + annotation_fields())
+
 
 ERROR_SCHEMA = pa.schema(
     [("source", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("detail", pa.string())]
@@ -113,6 +119,7 @@ def shot_rows(result: SourceResult, shard: str) -> list[dict]:
                 "shard": shard,
                 "key": f"{result.video_id}_{number:04d}",
                 "record_version": RECORD_VERSION,
+                **(result.annotations[number - 1] if result.annotations else {}),
             }
         )
     return rows
@@ -251,7 +258,7 @@ class DatasetWriter:
         tar_tmp = self.shard_dir / f"{shard}.tar.tmp"
         with open(tar_tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        table = pa.Table.from_pylist(self._rows, schema=SCHEMA)
+        table = pa.Table.from_pylist(self._rows, schema=dataset_schema())
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         meta_tmp = self.meta_dir / f"{shard}.parquet.tmp"

@@ -1,0 +1,23 @@
+"""Annotators: one file per annotator; `REGISTRY` maps the names used by `--annotate` to their classes.
+
+`annotation_fields()` lists every column any annotator can fill, so the dataset schema is the same whatever
+ran. Importing this package must stay cheap: annotators import their heavy libraries in `setup()`.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from toonlab.curate.annotate.base import MODELS_COLUMN, AnnotateStage, Annotator, ShotView
+
+REGISTRY: dict[str, type] = {}
+
+
+def annotation_fields() -> list[pa.Field]:
+    fields: list[pa.Field] = []
+    for cls in REGISTRY.values():
+        fields.extend(f for f in cls.columns if f.name not in {g.name for g in fields})
+    return [*fields, MODELS_COLUMN]
+
+
+__all__ = ["REGISTRY", "AnnotateStage", "Annotator", "ShotView", "annotation_fields"]
