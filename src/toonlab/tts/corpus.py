@@ -40,7 +40,7 @@ from toonlab.tts.engines import (
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-TRIM_TOP_DB = 40.0
+TRIM_TOP_DB = 50.0  # relative to the peak; 40 cut soft word endings of loud pico styles
 PEAK_LIMIT = 0.97
 ATTRIBUTES = ["speaker", "style"]
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
