@@ -115,6 +115,8 @@ def shot_rows(result: SourceResult, shard: str) -> list[dict]:
                 "timing": timing_label(shot.keyframes, shot.end),
                 "fps_rational": f"{fps.numerator}/{fps.denominator}",
                 "codec": probe.codec,
+                "video_frames": probe.frame_count,
+                "video_duration": probe.duration,
                 "source_sha256": probe.sha256,
                 "shard": shard,
                 "key": f"{result.video_id}_{number:04d}",
