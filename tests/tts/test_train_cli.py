@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -106,10 +107,16 @@ def test_train_resume_and_say(corpus: Path, tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "nothing to say" in str(bad.exception)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_torchrun_ddp_two_cpu_processes(corpus: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
         "-m", "toonlab.cli", "tts", "train", "--corpus", str(corpus), "--config", "micro", "--out", str(run),
         "--steps", "2", "--threads", "1",
     ]  # fmt: skip

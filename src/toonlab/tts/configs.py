@@ -28,7 +28,7 @@ class TacotronConfig:
     decoder_rnn_dim: int = 192
     attention_dim: int = 64
     location_filters: int = 16
-    location_kernel: int = 15
+    location_kernel: int = 31
     reduction: int = 3
     postnet_convs: int = 3
     postnet_dim: int = 64
@@ -156,7 +156,6 @@ def _base() -> Config:
             decoder_rnn_dim=1024,
             attention_dim=128,
             location_filters=32,
-            location_kernel=31,
             reduction=2,
             postnet_convs=5,
             postnet_dim=512,

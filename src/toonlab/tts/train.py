@@ -54,18 +54,27 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def cached_mels(utterances: Sequence[Utterance], params: AudioParams, cache_dir: Path, console: Console) -> dict:
-    """id -> (T, n_mels) float16 log-mel, computed once per audio-parameter set into `cache_dir`."""
+    """id -> (T, n_mels) float16 log-mel, computed once per audio-parameter set into `cache_dir` (recomputed
+    for an utterance whose audio file changed: size and mtime are remembered)."""
     key = hashlib.sha1(json.dumps(params.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
     path = cache_dir / f"mels-{key}.pt"
-    mels: dict[str, torch.Tensor] = torch.load(path, weights_only=True) if path.exists() else {}
-    missing = [u for u in utterances if u.id not in mels]
+    cache = torch.load(path, weights_only=True) if path.exists() else {"mels": {}, "stamps": {}}
+    mels: dict[str, torch.Tensor] = cache["mels"]
+    stamps = {u.id: _stamp(u.audio) for u in utterances}
+    missing = [u for u in utterances if u.id not in mels or cache["stamps"].get(u.id) != stamps[u.id]]
     if missing:
         console.print(f"computing mels for {len(missing)} utterances -> {path}")
         for u in missing:
             mels[u.id] = mel_spectrogram(load_wav(u.audio, params.sample_rate), params).half()
+            cache["stamps"][u.id] = stamps[u.id]
         cache_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_torch_save(mels, path)
+        _atomic_torch_save(cache, path)
     return mels
 
 
@@ -194,19 +203,22 @@ def validate(
     metrics = {f"val_{k}": float(v) for k, v in losses.items()}
     for k in ("focus", "diagonality", "monotonic"):
         metrics[f"val_tf_{k}"] = sum(s[k] for s in tf) / len(tf)
-    style, _ = model.style([(m[:n_free], n[:n_free]) for m, n in batch.references])
-    free = model.tacotron.infer(batch.text[:n_free], batch.text_lengths[:n_free], style)
-    fr = []
-    for i in range(min(n_free, len(batch.ids))):
-        fr.append(attention_scores(free.alignments[i], int(batch.text_lengths[i])))
+    style, _ = model.style(batch.references)  # (B, sum d_n)
+    fr, ratios, first = [], [], None
+    for i in range(min(n_free, len(batch.ids))):  # one at a time: each stops on its own stop token
+        length = int(batch.text_lengths[i])
+        free = model.tacotron.infer(batch.text[i : i + 1, :length], batch.text_lengths[i : i + 1], style[i : i + 1])
+        first = first if first is not None else free
+        fr.append(attention_scores(free.alignments[0], length))
+        ratios.append(free.mels.shape[1] / float(batch.mel_lengths[i]))
     for k in ("focus", "diagonality", "monotonic"):
         metrics[f"val_free_{k}"] = sum(s[k] for s in fr) / len(fr)
-    metrics["val_free_length_ratio"] = free.mels.shape[1] / float(batch.mel_lengths[0])
+    metrics["val_free_length_ratio"] = sum(ratios) / len(ratios)
     if plot_dir is not None:
         metrics_png = plot_alignment(
             plot_dir / f"step_{step:06d}.png",
             out.alignments[0, : int(steps[0]), : int(batch.text_lengths[0])],
-            free.alignments[0, :, : int(batch.text_lengths[0])],
+            first.alignments[0],
             batch.mels[0, : int(batch.mel_lengths[0])],
             out.mels_post[0, : int(batch.mel_lengths[0])],
             f"{batch.ids[0]} step {step}",
