@@ -34,9 +34,7 @@ def need_espeak() -> None:
 def corpus(tmp_path_factory) -> Path:
     """2 voices x 2 styles x 4 sentences (the last one held out), rendered by espeak-ng, 16 kHz."""
     need_espeak()
-    import librosa
-    import soundfile as sf
-
+    from toonlab.tts.audio import load_wav, save_wav
     from toonlab.tts.data import write_manifest
 
     root = tmp_path_factory.mktemp("corpus")
@@ -49,8 +47,8 @@ def corpus(tmp_path_factory) -> Path:
                 wav = root / "wavs" / f"{uid}.wav"
                 ssml = f'<speak><prosody pitch="{pitch}" rate="{rate}">{text}</prosody></speak>'
                 subprocess.run(["espeak-ng", "-m", "-v", voice, "-w", str(wav), ssml], check=True)
-                y, _ = librosa.load(wav, sr=16000)
-                sf.write(wav, y, 16000)
+                y = load_wav(wav, 16000)
+                save_wav(wav, y, 16000)
                 rows.append(
                     {
                         "id": uid,
@@ -104,7 +102,9 @@ def test_train_resume_and_say(corpus: Path, tmp_path: Path) -> None:
         assert sr == 16000 and len(data) > 0 and abs(data).max() <= 1.0
 
     bad = CliRunner().invoke(app, ["tts", "say", str(run), "   ", "-o", str(tmp_path / "c.wav")])
-    assert bad.exit_code != 0 and "nothing to say" in str(bad.exception)
+    assert bad.exit_code == 2 and "nothing to say" in bad.output
+    bad = CliRunner().invoke(app, ["tts", "say", str(run), "Hi.", "--random", "emotion", "-o", str(tmp_path / "c.wav")])
+    assert bad.exit_code == 2 and "unknown style attribute" in bad.output
 
 
 def free_port() -> int:

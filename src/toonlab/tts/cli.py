@@ -67,8 +67,12 @@ def say(
     """Synthesise TEXT, setting each style attribute independently (unset attributes use mean tokens)."""
     from toonlab.tts.synthesize import Synthesizer, parse_controls
 
-    synth = Synthesizer.load(run, griffin_lim_iters=griffin_lim_iters)
-    controls = parse_controls(ref, tokens, interp, random_tokens, synth.params, seed)
-    result = synth.say(text, controls, seed=seed)
+    try:
+        synth = Synthesizer.load(run, griffin_lim_iters=griffin_lim_iters)
+        controls = parse_controls(ref, tokens, interp, random_tokens, synth.params, seed)
+        result = synth.say(text, controls, seed=seed)
+    except (ValueError, KeyError, FileNotFoundError) as exc:  # bad text, style option, reference or run
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     synth.write(result, output)
     typer.echo(f"{output}: {result.seconds:.2f} s of audio, {result.steps} decoder steps")
