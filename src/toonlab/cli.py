@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from toonlab.curate import steps_cli
 from toonlab.curate.cli import curate
 from toonlab.tts.cli import app as tts_app
 
@@ -13,6 +14,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(name="curate")(curate)
+app.command(name="dedup")(steps_cli.dedup)
+app.command(name="split")(steps_cli.split)
+app.command(name="export")(steps_cli.export)
 app.add_typer(tts_app, name="tts")
 
 

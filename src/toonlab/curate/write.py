@@ -222,6 +222,8 @@ class DatasetWriter:
         with open(result.spool, "rb") as spool:
             for position, row in enumerate(rows):
                 self._member(row["key"], "json", json.dumps(row, sort_keys=True).encode())
+                if row.get("text_description") is not None:  # the caption, as WebDataset's conventional txt
+                    self._member(row["key"], "txt", row["text_description"].encode())
                 for index in row["keyframe_indices"]:
                     if index in result.images:  # absent when the run keeps no images
                         blob = result.images[index]

@@ -9,8 +9,11 @@ from __future__ import annotations
 import pyarrow as pa
 
 from toonlab.curate.annotate.base import MODELS_COLUMN, AnnotateStage, Annotator, ShotView
+from toonlab.curate.annotate.caption import CaptionAnnotator
+from toonlab.curate.annotate.taxonomy import TaxonomyAnnotator
 
 REGISTRY: dict[str, type] = {}
+REGISTRY.update(taxonomy=TaxonomyAnnotator, caption=CaptionAnnotator)  # taxonomy and caption read the tagger's columns
 
 
 def annotation_fields() -> list[pa.Field]:
