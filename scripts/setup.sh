@@ -67,12 +67,16 @@ if [[ $(cat "$PIP_STAMP" 2>/dev/null) != "$pip_hash" ]]; then
   # torch first, pinned, so no later dependency can swap it for another build.
   log "pip: torch==2.13.0"
   "${PIP[@]}" install -q torch==2.13.0 || die "pip install torch==2.13.0 failed"
-  log "pip: toonlab[video,tts,dev] (editable)"
-  "${PIP[@]}" install -q -e '.[video,tts,dev]' || die "pip install -e .[video,tts,dev] failed"
+  log "pip: toonlab[video,tts,annotate,dev] (editable)"
+  "${PIP[@]}" install -q -e '.[video,tts,annotate,dev]' || die "pip install -e .[video,tts,annotate,dev] failed"
   # PySceneDetect declares the non-headless opencv-python; its own needs (click, platformdirs, tqdm) come
   # with the video extra, so it goes in without dependencies beside opencv-python-headless.
   log "pip: scenedetect (--no-deps)"
   "${PIP[@]}" install -q --no-deps scenedetect || die "pip install --no-deps scenedetect failed"
+  # RapidOCR (PP-OCRv4 ONNX models inside the wheel) likewise declares opencv-python; its needs are in the
+  # annotate extra.
+  log "pip: rapidocr-onnxruntime (--no-deps)"
+  "${PIP[@]}" install -q --no-deps rapidocr-onnxruntime==1.4.4 || die "pip install --no-deps rapidocr-onnxruntime failed"
   printf '%s\n' "$pip_hash" >"$PIP_STAMP"
 else
   log "python environment up to date ($VENV)"

@@ -17,6 +17,10 @@ _INSTALL = {
     "librosa": "tts",
     "soundfile": "tts",
     "matplotlib": "tts",
+    "onnxruntime": "annotate",
+    "rapidocr_onnxruntime": "annotate",
+    "transformers": "annotate",
+    "safetensors": "annotate",
 }
 
 

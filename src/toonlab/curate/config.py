@@ -38,6 +38,11 @@ class CurateConfig:
             raise ValueError(f"unknown annotator(s) {', '.join(unknown)}; available: {', '.join(sorted(REGISTRY))}")
         if self.annotate and self.image_format == "none":
             raise ValueError("annotators need keyframe images: choose an image format other than none")
+        for name in self.annotate:  # constructors check their options (model paths) before any work starts
+            try:
+                REGISTRY[name](**self.annotator_options.get(name, {}))
+            except TypeError as exc:
+                raise ValueError(f"annotator {name}: {exc}") from None
         if self.image_max_side is not None and self.image_max_side < 16:
             raise ValueError(f"image_max_side must be >= 16, got {self.image_max_side}")
 
