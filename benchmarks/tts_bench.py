@@ -5,7 +5,7 @@ mel settings (16 kHz, hop 200, win 800, n_fft 1024, 80 mels) and text/mel length
 synthesis: Griffin-Lim alone on the same number of frames. Coqui runs in its own venv (`.venv-coqui`, it needs
 torch + torchaudio); when that venv is missing or fails, the Coqui rows say why and no number is printed.
 
-    python benchmarks/tts_bench.py [--config tiny] [--batch 16] [--text-len 60] [--frames 240] [--threads 2]
+    python benchmarks/tts_bench.py [--configs base-gst,tiny] [--batch 16] [--text-len 60] [--frames 240]
 """
 
 from __future__ import annotations
@@ -89,44 +89,44 @@ def toonlab_figures(config_name: str, batch: int, text_len: int, frames: int, re
 
 
 COQUI_SCRIPT = r"""
-import json, statistics, sys, time, torch
+import json, logging, statistics, sys, time, torch
 from TTS.tts.configs.shared_configs import GSTConfig
 from TTS.tts.configs.tacotron2_config import Tacotron2Config
-from TTS.tts.models.tacotron2 import Tacotron2
 from TTS.tts.layers.losses import TacotronLoss
+from TTS.tts.models.tacotron2 import Tacotron2
+logging.disable(logging.WARNING)
 a = json.loads(sys.argv[1])
 torch.set_num_threads(a["threads"])
-B, L, T = a["batch"], a["text_len"], a["frames"]
-cfg = Tacotron2Config(num_chars=64, use_gst=True, gst=GSTConfig(), r=a["r"], max_decoder_steps=T // a["r"],
-                      stopnet=True, separate_stopnet=True, ga_alpha=5.0, decoder_ssim_alpha=0.0,
-                      postnet_ssim_alpha=0.0, postnet_diff_spec_alpha=0.0, decoder_diff_spec_alpha=0.0,
-                      use_phonemes=False, characters=None)
-cfg.audio.num_mels = 80; cfg.audio.sample_rate = 16000; cfg.audio.hop_length = 200; cfg.audio.win_length = 800
-cfg.audio.fft_size = 1024; cfg.audio.mel_fmax = 8000.0
-model = Tacotron2(cfg); crit = TacotronLoss(cfg)
+B, L, T, r = a["batch"], a["text_len"], a["frames"], a["r"]
+cfg = Tacotron2Config(num_chars=64, use_gst=True, gst=GSTConfig(), r=r, max_decoder_steps=T // r, ga_alpha=5.0,
+                      decoder_ssim_alpha=0.0, postnet_ssim_alpha=0.0, postnet_diff_spec_alpha=0.0,
+                      decoder_diff_spec_alpha=0.0)
+cfg.audio.num_mels = 80
+model = Tacotron2(cfg)
+model.decoder.stop_threshold = 2.0  # fixed-length synthesis, as on the toonlab side
+criterion = TacotronLoss(cfg)
 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 g = torch.Generator().manual_seed(0)
-text = torch.randint(1, 60, (B, L), generator=g); tl = torch.full((B,), L)
-mel = torch.randn(B, T, 80, generator=g); ml = torch.full((B,), T)
-stop = torch.zeros(B, T); stop[:, -1] = 1
+mel = torch.randn(B, T, 80, generator=g)
+stop = torch.zeros(B, T // r); stop[:, -1] = 1
+batch = {"text_input": torch.randint(1, 60, (B, L), generator=g), "text_lengths": torch.full((B,), L),
+         "mel_input": mel, "mel_lengths": torch.full((B,), T), "stop_targets": stop,
+         "stop_target_lengths": torch.full((B,), T // r), "speaker_ids": None, "d_vectors": None}
 def step():
-    out = model.forward(text, tl, mel, ml, aux_input={"style_mel": mel})
-    align = out["alignments"]
-    loss = crit(out["model_outputs"], out["decoder_outputs"], mel, None, out["stop_tokens"], stop,
-                (stop.view(B, T // a["r"], a["r"]).sum(2) > 0).float(), ml, None, out["decoder_outputs_backward"],
-                align, None, None, tl)
-    opt.zero_grad(); loss["loss"].backward(); opt.step()
+    _, losses = model.train_step(batch, criterion)
+    opt.zero_grad(); losses["loss"].backward(); opt.step()
 def med(fn):
     fn(); ts = []
     for _ in range(a["repeats"]):
         t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
     return statistics.median(ts)
 model.train(); step_s = med(step)
-model.eval(); model.decoder.stop_threshold = 2.0
-with torch.no_grad():
-    acoustic_s = med(lambda: model.inference(text[:1], aux_input={"style_mel": mel[:1]}))
+model.eval()
+text, style = batch["text_input"][:1], mel[:1]
+acoustic_s = med(lambda: model.inference(text, aux_input={"style_mel": style}))
+frames = model.inference(text, aux_input={"style_mel": style})["model_outputs"].shape[1]
 print(json.dumps({"parameters": sum(p.numel() for p in model.parameters()), "step_s": step_s,
-                  "acoustic_s": acoustic_s}))
+                  "acoustic_s": acoustic_s, "frames": frames}))
 """
 
 
@@ -153,47 +153,57 @@ def coqui_figures(args: argparse.Namespace, r: int, frames: int) -> dict | str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="tiny")
+    ap.add_argument("--configs", default="base-gst,tiny", help="toonlab configs; the first sets Coqui's r")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--text-len", type=int, default=60)
     ap.add_argument("--frames", type=int, default=240, help="target mel frames (3 s at 12.5 ms)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = get_config(args.config)
-    r = cfg.tacotron.reduction
-    frames = args.frames // r * r
+    names = [c.strip() for c in args.configs.split(",") if c.strip()]
+    r = get_config(names[0]).tacotron.reduction
+    frames = args.frames // 6 * 6  # a multiple of every r in use
     seconds = frames * AudioParams().frame_seconds
-    ours = toonlab_figures(args.config, args.batch, args.text_len, frames, args.repeats)
+    rows = {f"toonlab {n}": toonlab_figures(n, args.batch, args.text_len, frames, args.repeats) for n in names}
+    rows = {k: v | {"r": get_config(k.split()[1]).tacotron.reduction} for k, v in rows.items()}
+    floor = next(iter(rows.values()))["griffin_lim_rtf"]
     coqui = coqui_figures(args, r, frames)
-    print(
-        f"CPU, {args.threads} threads; batch {args.batch}, {args.text_len} symbols, {frames} frames ({seconds:.1f} s), "
-        f"r = {r}, 80 mels, Griffin-Lim 32 iterations"
-    )
-    print(f"{'':34}{'toonlab ' + args.config:>18}{'Coqui Tacotron2+GST':>22}{'ratio':>10}")
-    print(f"{'parameters (M)':34}{ours['parameters'] / 1e6:>18.2f}", end="")
     if isinstance(coqui, dict):
-        print(f"{coqui['parameters'] / 1e6:>22.2f}")
-        coqui_rtf = (coqui["acoustic_s"] / seconds) + ours["griffin_lim_rtf"]
-        speedup = coqui["step_s"] / ours["step_s"]
-        print(f"{'training step (s)':34}{ours['step_s']:>18.3f}{coqui['step_s']:>22.3f}{speedup:>9.2f}x")
-        print(f"{'synthesis RTF (acoustic + GL)':34}{ours['synthesis_rtf']:>18.3f}{coqui_rtf:>22.3f}", end="")
-        print(f"{coqui_rtf / ours['synthesis_rtf']:>9.2f}x")
-    else:
-        print(f"{'n/a':>22}")
-        print(f"{'training step (s)':34}{ours['step_s']:>18.3f}{'n/a':>22}")
-        print(f"{'synthesis RTF (acoustic + GL)':34}{ours['synthesis_rtf']:>18.3f}{'n/a':>22}")
-        print(f"Coqui missing: {coqui}")
-    print(f"{'acoustic model RTF':34}{ours['acoustic_rtf']:>18.3f}")
-    floor = ours["griffin_lim_rtf"]
-    ratio = ours["synthesis_rtf"] / floor
-    print(f"{'Griffin-Lim alone RTF (the floor)':34}{floor:>18.3f}   synthesis / floor = {ratio:.2f}x")
-    if args.json:
-        args.json.write_text(
-            json.dumps({"toonlab": ours, "coqui": coqui, "args": vars(args) | {"json": None}}, indent=2)
+        acoustic = coqui["acoustic_s"] / (coqui["frames"] * AudioParams().frame_seconds)
+        rows["Coqui Tacotron2+GST"] = {
+            "parameters": coqui["parameters"],
+            "r": r,
+            "step_s": coqui["step_s"],
+            "acoustic_rtf": acoustic,
+            "griffin_lim_rtf": floor,
+            "synthesis_rtf": acoustic + floor,
+        }
+    print(
+        f"CPU, {args.threads} threads; batch {args.batch}, {args.text_len} symbols, {frames} frames ({seconds:.1f} s),"
+        f" 80 mels, hop 200; synthesis = acoustic model + Griffin-Lim (32 iterations, torch)"
+    )
+    print(f"{'system':24}{'params M':>10}{'r':>4}{'step s':>10}{'acoustic RTF':>14}{'synthesis RTF':>15}")
+    for name, f in rows.items():
+        print(
+            f"{name:24}{f['parameters'] / 1e6:>10.2f}{f['r']:>4}{f['step_s']:>10.3f}{f['acoustic_rtf']:>14.3f}"
+            f"{f['synthesis_rtf']:>15.3f}"
         )
+    print(f"{'Griffin-Lim alone':24}{'':>10}{'':>4}{'':>10}{'':>14}{floor:>15.3f}   (the floor)")
+    if isinstance(coqui, dict):
+        c = rows["Coqui Tacotron2+GST"]
+        for name in list(rows)[:-1]:
+            f = rows[name]
+            print(
+                f"{name} vs Coqui: training step {c['step_s'] / f['step_s']:.2f}x faster, synthesis RTF "
+                f"{c['synthesis_rtf'] / f['synthesis_rtf']:.2f}x lower (sizes {f['parameters'] / 1e6:.1f} M vs "
+                f"{c['parameters'] / 1e6:.1f} M, r {f['r']} vs {c['r']})"
+            )
+    else:
+        print(f"Coqui TTS: no figures: {coqui}")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "coqui": coqui, "args": vars(args) | {"json": None}}, indent=2))
 
 
 if __name__ == "__main__":
