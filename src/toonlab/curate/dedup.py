@@ -9,7 +9,9 @@ A global step after the shards exist (`toonlab dedup OUT`):
    frames within Hamming distance 3 and most pairs further apart). Buckets larger than `max_bucket` are skipped
    and counted, not silently truncated.
 3. Two candidate shots are near-duplicates when at least half of the smaller shot's hashes have a partner within
-   `max_distance` bits in the other. Near-duplicates are joined with union-find into clusters.
+   `max_distance` bits in the other. Near-duplicates are joined with union-find into clusters. This is single
+   linkage: a shot that shares a drawing with two others (a held pose that two sprite animations both pass through,
+   a still) joins them into one cluster, which is what grouping for splits needs and is coarser than "same clip".
 
 Output: sidecar `OUT/columns/dup_cluster/<shard>.parquet` (see sidecar.py) with `dup_cluster` (the smallest
 identifier in the cluster; **null for a shot with no near-duplicate**), `dup_size` (shots in the cluster, 1 for
@@ -131,7 +133,7 @@ def is_near_duplicate(a: np.ndarray, b: np.ndarray, max_distance: int) -> bool:
     return matched >= max(1, -(-len(small) // 2))
 
 
-def cluster(hashes: list[np.ndarray], max_distance: int = 10, max_bucket: int = 256) -> tuple[np.ndarray, dict]:
+def cluster(hashes: list[np.ndarray], max_distance: int = 8, max_bucket: int = 256) -> tuple[np.ndarray, dict]:
     """Cluster root per shot (its own index for a singleton) and counts, from per-shot uint64 hash arrays."""
     owners = np.concatenate([np.full(len(h), i, np.int64) for i, h in enumerate(hashes)] or [np.zeros(0, np.int64)])
     values = np.concatenate([*hashes, np.zeros(0, np.uint64)]).astype(np.uint64)
@@ -158,7 +160,7 @@ def _cached_hashes(out: Path, meta_file: Path, identifiers: list[str], frames: i
     return [list(h or []) for h in old.column("dup_phash").to_pylist()]
 
 
-def run_dedup(out: Path, frames: int = 4, max_distance: int = 10, max_bucket: int = 256) -> dict:
+def run_dedup(out: Path, frames: int = 4, max_distance: int = 8, max_bucket: int = 256) -> dict:
     """Hash, cluster and write the dup_cluster sidecar for dataset `out`; returns counts and timings."""
     if not 0 <= max_distance < 32:
         raise ValueError(f"--max-distance must be in 0..31 bits, got {max_distance}")

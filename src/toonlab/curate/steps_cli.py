@@ -25,7 +25,7 @@ def _fail(exc: Exception) -> None:
 def dedup(
     out: Annotated[Path, typer.Argument(help="Curated dataset directory.")],
     frames: Annotated[int, typer.Option(help="Keyframes hashed per shot (evenly spaced).")] = 4,
-    max_distance: Annotated[int, typer.Option(help="Hamming distance (of 64 bits) for two frames to match.")] = 10,
+    max_distance: Annotated[int, typer.Option(help="Hamming distance (of 64 bits) for two frames to match.")] = 8,
     max_bucket: Annotated[int, typer.Option(help="Skip (and count) hash buckets with more shots than this.")] = 256,
 ) -> None:
     """Cluster near-duplicate shots across the dataset; writes OUT/columns/dup_cluster."""
