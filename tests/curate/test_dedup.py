@@ -60,15 +60,16 @@ def test_phash_is_robust_to_scale_but_not_to_content():
 
 
 def test_cluster_is_transitive_and_skips_large_buckets():
+    # found by LSH with probability 0.9996 (2 bits) and ~1 (1 bit); positions are fixed, so the result is too
     base = np.uint64(0x0123456789ABCDEF)
-    near = base ^ np.uint64(0b111)  # 3 bits away
-    nearer = near ^ np.uint64(0b1 << 40)  # 4 from base, 1 from near
+    near = base ^ np.uint64(0b11)  # 2 bits away
+    nearer = near ^ np.uint64(0b1 << 40)  # 3 from base, 1 from near
     far = ~base
-    roots, counts = cluster([np.array([base]), np.array([nearer]), np.array([far]), np.array([near])], 3)
+    roots, counts = cluster([np.array([base]), np.array([nearer]), np.array([far]), np.array([near])], 2)
     assert roots.tolist() == [0, 0, 2, 0]  # base-near-nearer chain, far alone
     same = [np.array([base]) for _ in range(5)]
     roots, counts = cluster(same, 3, max_bucket=4)
-    assert roots.tolist() == [0, 1, 2, 3, 4] and counts["skipped_buckets"] == 4
+    assert roots.tolist() == [0, 1, 2, 3, 4] and counts["skipped_buckets"] == 1  # one frame in 5 > 4 shots
 
 
 def test_cli_dedup_split_export_chain(curated, tmp_path):
@@ -93,3 +94,16 @@ def test_cli_dedup_split_export_chain(curated, tmp_path):
     assert members == keys
     bad = runner.invoke(app, ["export", str(curated), "--to", str(tmp_path / "x"), "--filter", "open('f')"])
     assert bad.exit_code == 2 and "function calls are not allowed" in bad.output
+
+
+def test_lsh_finds_planted_reencodes_among_many_shots():
+    rng = np.random.default_rng(5)
+    hashes = [rng.integers(0, 2**64, 4, dtype=np.uint64) for _ in range(5000)]
+    planted = []
+    for source in range(50):  # copies with 0-3 flipped bits per frame: a re-encode's typical distance
+        flips = [sum(1 << int(b) for b in rng.choice(64, rng.integers(0, 4), replace=False)) for _ in range(4)]
+        hashes.append(hashes[source] ^ np.array(flips, np.uint64))
+        planted.append((source, len(hashes) - 1))
+    roots, counts = cluster(hashes)
+    assert all(roots[a] == roots[b] for a, b in planted)
+    assert len(set(roots.tolist())) == 5000 and counts["matched_pairs"] == 50  # and no random pair merged
