@@ -28,6 +28,7 @@ command -v apt-get >/dev/null || die "apt-get not found: this script targets Deb
 command -v dpkg-deb >/dev/null || apt_missing+=(dpkg)
 command -v tar >/dev/null || apt_missing+=(tar)
 command -v xz >/dev/null || apt_missing+=(xz-utils)
+command -v chromium >/dev/null || apt_missing+=(chromium) # the report's browser test (headless)
 if ((${#apt_missing[@]})); then
   [[ $EUID == 0 ]] || die "missing ${apt_missing[*]}; rerun as root or: sudo apt-get install -y ${apt_missing[*]}"
   log "installing ${apt_missing[*]}"
@@ -67,8 +68,9 @@ if [[ $(cat "$PIP_STAMP" 2>/dev/null) != "$pip_hash" ]]; then
   # torch first, pinned, so no later dependency can swap it for another build.
   log "pip: torch==2.13.0"
   "${PIP[@]}" install -q torch==2.13.0 || die "pip install torch==2.13.0 failed"
-  log "pip: toonlab[video,tts,annotate,dev] (editable)"
-  "${PIP[@]}" install -q -e '.[video,tts,annotate,dev]' || die "pip install -e .[video,tts,annotate,dev] failed"
+  log "pip: toonlab[video,tts,annotate,data,report,dev] (editable)"
+  "${PIP[@]}" install -q -e '.[video,tts,annotate,data,report,dev]' ||
+    die "pip install -e .[video,tts,annotate,data,report,dev] failed"
   # PySceneDetect declares the non-headless opencv-python; its own needs (click, platformdirs, tqdm) come
   # with the video extra, so it goes in without dependencies beside opencv-python-headless.
   log "pip: scenedetect (--no-deps)"

@@ -6,6 +6,7 @@ import typer
 
 from toonlab.curate import steps_cli
 from toonlab.curate.cli import curate
+from toonlab.curate.report.cli import export_sakuga, report
 from toonlab.tts.cli import app as tts_app
 
 app = typer.Typer(
@@ -14,6 +15,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(name="curate")(curate)
+app.command(name="report")(report)
+app.command(name="export-sakuga")(export_sakuga)
 app.command(name="dedup")(steps_cli.dedup)
 app.command(name="split")(steps_cli.split)
 app.command(name="export")(steps_cli.export)

@@ -21,6 +21,8 @@ _INSTALL = {
     "rapidocr_onnxruntime": "annotate",
     "transformers": "annotate",
     "safetensors": "annotate",
+    "datasets": "data",
+    "duckdb": "data",
 }
 
 

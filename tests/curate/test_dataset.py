@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from collections import Counter
 
 import numpy as np
@@ -22,6 +23,7 @@ from toonlab.curate.dataset import (
     shard_paths,
 )
 from toonlab.curate.pipeline import run_curate
+from toonlab.curate.sidecar import read_dataset
 from toonlab.curate.synth import ShotSpec, write_clip
 
 
@@ -37,6 +39,20 @@ def sharded(tmp_path_factory):
     rows = {r["key"]: r for r in pads.dataset(out / "metadata").to_table().to_pylist()}
     assert len(rows) >= 7
     return out, rows
+
+
+def test_where_sees_sidecar_columns(sharded, tmp_path):
+    from toonlab.curate.split import run_split
+
+    out, rows = sharded
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    run_split(copy, val=0.2, test=0.2)
+    splits = {r["key"]: r["split"] for r in read_dataset(copy, ["key", "split"]).to_pylist()}
+    assert set(splits) == set(rows) and "train" in splits.values()
+    samples = list(KeyframeDataset(copy, FirstKeyframes(1), (8, 8), where=lambda r: r["split"] == "train"))
+    assert sorted(s["key"] for s in samples) == sorted(k for k, v in splits.items() if v == "train")
+    assert all(s["row"]["split"] == "train" for s in samples)
 
 
 @pytest.mark.parametrize(

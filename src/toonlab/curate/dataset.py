@@ -2,9 +2,9 @@
 
 `KeyframeDataset` streams `OUT/shards/*.tar` (WebDataset layout: `<key>.json`, `<key>.<frame:06d>.<ext>`,
 `<key>.txt`) and yields, per shot, N keyframes chosen by a `FrameSampler`, resized and centre-cropped to a fixed
-size. Rows come from `OUT/metadata/<shard>.parquet` (the truth: columns added after the shards were written live
-there), falling back to the shard's json. Work is split across DataLoader workers and distributed ranks so that
-every shot is read by exactly one consumer.
+size. Rows come from `OUT/metadata/<shard>.parquet` joined with the sidecar columns of global steps
+(`OUT/columns/*`: split, dup_cluster, ...), falling back to the shard's json. Work is split across DataLoader
+workers and distributed ranks so that every shot is read by exactly one consumer.
 
 Sampling rules (one class each): `UniformKeyframes` spreads N picks evenly over the unique drawings;
 `FirstKeyframes` takes the first N; `HoldWeighted` samples N evenly spaced instants of screen time and takes the
@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow.parquet as pq
 
+from toonlab.curate.sidecar import read_shard
 from toonlab.extras import require
 
 _data = require("torch.utils.data")  # the module is a torch dataset; a missing torch names its extra
@@ -115,12 +116,12 @@ def iter_samples(shard: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield key, members
 
 
-def _shard_rows(shard: Path) -> dict[str, dict]:
-    """key -> metadata row from `metadata/<shard>.parquet`, or {} when the shard has no parquet beside it."""
-    meta = shard.parent.parent / "metadata" / f"{shard.name.split('.')[0]}.parquet"
+def _shard_rows(out: Path, shard: Path) -> dict[str, dict]:
+    """key -> metadata row (with sidecar columns such as `split`), or {} when the shard has no metadata file."""
+    meta = out / "metadata" / f"{shard.name.split('.')[0]}.parquet"
     if not meta.exists():
         return {}
-    return {row["key"]: row for row in pq.read_table(meta).to_pylist()}
+    return {row["key"]: row for row in read_shard(out, meta).to_pylist()}
 
 
 class KeyframeDataset(_data.IterableDataset):
@@ -181,7 +182,7 @@ class KeyframeDataset(_data.IterableDataset):
         current = None
         for shard, key, members in self._assigned():
             if shard != current:
-                current, rows = shard, _shard_rows(shard)
+                current, rows = shard, _shard_rows(self.out, shard)
             row = rows.get(key) or json.loads(members["json"])
             if self.where is not None and not self.where(row):
                 continue
@@ -234,25 +235,26 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def hf_metadata(out: Path | str, split: str = "train"):
-    """`datasets.load_dataset("parquet")` over `OUT/metadata/*.parquet`, without the columns it cannot type.
+def hf_metadata(out: Path | str, split: str = "train", cache_dir: Path | str | None = None):
+    """`datasets.load_dataset("parquet")` over `OUT/metadata/*.parquet`, without the map columns.
 
-    `datasets` has no feature type for arrow maps (`annotation_models`), and its parquet builder infers
-    features from the full file schema even when `columns=` leaves them out, so the kept columns and their
-    features are passed explicitly.
+    `datasets` has no feature type for arrow maps (`annotation_models`, `tag_scores`, ...), its parquet builder
+    infers features from the full file schema even when `columns=` leaves them out, and its cast cannot turn a
+    map into a list of pairs; so the kept columns and their features are passed explicitly. Read the map
+    columns with pyarrow or duckdb.
     """
     datasets, pa = require("datasets"), require("pyarrow")
     files = sorted((Path(out) / "metadata").glob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"no metadata parquet in {Path(out) / 'metadata'}")
-    schema = pq.read_schema(files[0])
-    kept = pa.schema([field for field in schema if not pa.types.is_map(field.type)])
+    kept = pa.schema([field for field in pq.read_schema(files[0]) if not pa.types.is_map(field.type)])
     return datasets.load_dataset(
         "parquet",
         data_files=[str(f) for f in files],
         split=split,
         columns=kept.names,
         features=datasets.Features.from_arrow_schema(kept),
+        cache_dir=None if cache_dir is None else str(cache_dir),
     )
 
 

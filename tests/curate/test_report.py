@@ -1,0 +1,252 @@
+"""`toonlab report`: files, plots and honesty about what was not computed; then the report in headless Chromium.
+
+The browser test drives Debian's chromium over the DevTools protocol (a websocket, no browser download): it
+loads the report from disk, scrolls every lazy image into view, asserts that every plot and thumbnail decoded
+(naturalWidth > 0), that the gallery filters change what is shown, and that nothing was logged as an error.
+It skips when chromium is missing, except under CI=true where it fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+import zlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from toonlab.cli import app
+from toonlab.curate.pipeline import run_curate
+from toonlab.curate.report import build_report
+from toonlab.curate.split import run_split
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TAGS = ("solo", "outdoors", "1girl", "sky", "no_humans", "fighting", "smears", "effects")
+TAXONOMY = {
+    "Taxonomy_Time": ("daylight", "night", "Others"),
+    "Taxonomy_Venue": ("outdoors", "indoors", "Others"),
+    "Taxonomy_Character": ("solo", "multiple", "no_humans"),
+}
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory, two_clips):
+    """Curate output of the two synthetic clips plus one broken file (an error row)."""
+    root = tmp_path_factory.mktemp("report")
+    broken = root / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    out = root / "out"
+    run_curate([*(str(c.path) for c in two_clips), str(broken)], out)
+    return out
+
+
+def _annotated(curated: Path, dest: Path) -> Path:
+    """A copy of `curated` whose metadata also carries annotator-like columns (test values, not model output)."""
+    shutil.copytree(curated, dest)
+    for path in (dest / "metadata").glob("*.parquet"):
+        table = pq.read_table(path)
+        h = [zlib.crc32(k.encode()) for k in table.column("key").to_pylist()]
+        columns = {
+            "aesthetic_score": pa.array([(x % 1000) / 1000 for x in h], pa.float64()),
+            "text_prob": pa.array([(x % 97) / 970 for x in h], pa.float64()),
+            "anime_tags": pa.array([" ".join(TAGS[x % 5 : x % 5 + 3]) for x in h]),
+            "text_description": pa.array([" ".join(["word"] * (15 + x % 50)) for x in h]),
+            "rating": pa.array(["general" if x % 4 else "sensitive" for x in h]),
+            **{axis: pa.array([f"{names[x % 3]}(label: {x % 3})" for x in h]) for axis, names in TAXONOMY.items()},
+        }
+        for name, values in columns.items():
+            table = table.drop_columns([name]) if name in table.column_names else table
+            table = table.append_column(name, values)
+        pq.write_table(table, path)
+    run_split(dest, val=0.25, test=0.25)  # a sidecar column, joined in by the report
+    return dest
+
+
+def test_report_of_a_plain_run_says_what_was_not_computed(curated, tmp_path):
+    index = build_report(curated, tmp_path / "rep")
+    html = index.read_text()
+    for plot in ("clip_length", "dynamic_score", "timing", "stage_seconds"):
+        assert (tmp_path / "rep" / "plots" / f"{plot}.png").stat().st_size > 5000
+        assert f'src="plots/{plot}.png"' in html
+    missing = html.split("<h3>Not computed</h3>")[1].split("</ul>")[0]
+    for title in ("Aesthetic score", "Caption length", "Taxonomy", "Top tags", "Rating"):
+        assert f"<b>{title}</b>: " in missing and f'alt="{title}"' not in html
+    rows = pq.read_table(curated / "metadata").num_rows
+    assert html.count('class="shot"') == rows  # gallery smaller than the cap: every shot
+    assert len(list((tmp_path / "rep" / "shots").glob("*.html"))) == rows
+    assert "broken.mp4" in html and "Errors by reason" in html
+
+
+def test_gallery_is_capped_and_deterministic(curated, tmp_path):
+    first = build_report(curated, tmp_path / "a", gallery_size=2).read_text()
+    second = build_report(curated, tmp_path / "b", gallery_size=2).read_text()
+    cards = [line for line in first.split("<a ") if 'class="shot"' in line]
+    assert len(cards) == 2 and "a deterministic sample of 2 of" in first
+    assert [c[:80] for c in cards] == [c[:80] for c in second.split("<a ") if 'class="shot"' in c]
+    assert len(list((tmp_path / "a" / "thumbs").iterdir())) == 2
+
+
+def test_cli_report_writes_into_out_by_default(curated, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(curated, out)
+    result = CliRunner().invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "report" / "index.html").exists() and "index.html" in result.output
+    missing = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
+    assert missing.exit_code != 0 and "metadata" in missing.output
+
+
+# --- headless Chromium ----------------------------------------------------------------------------------
+
+
+class DevTools:
+    """A minimal Chrome DevTools protocol client over one page target."""
+
+    def __init__(self, profile: Path) -> None:
+        sync_client = pytest.importorskip("websockets.sync.client")
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+        flags += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+        flags += [f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=1280,900"]
+        self.process = subprocess.Popen(
+            [CHROMIUM, *flags, "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert self.process.poll() is None, "chromium exited at start-up"
+            assert time.monotonic() < deadline, "chromium did not open its DevTools port in 60 s"
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as response:
+            page = next(t for t in json.load(response) if t["type"] == "page")
+        self._stack = contextlib.ExitStack()
+        connection = sync_client.connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
+        self.socket = self._stack.enter_context(connection)
+        self.events: list[dict] = []
+        self._id = 0
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable")
+
+    def call(self, method: str, timeout: float = 60, **params) -> dict:
+        self._id += 1
+        self.socket.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv(timeout=timeout))
+            if message.get("id") == self._id:
+                assert "error" not in message, message["error"]
+                return message.get("result", {})
+            self.events.append(message)
+
+    def wait_for(self, event: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == event for e in self.events):
+            self.events.append(json.loads(self.socket.recv(timeout=max(deadline - time.monotonic(), 0.1))))
+
+    def open(self, path: Path) -> None:
+        self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
+        self.call("Page.navigate", url=path.resolve().as_uri())
+        self.wait_for("Page.loadEventFired")
+
+    def evaluate(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def errors(self) -> list[str]:
+        found = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                found.append(params["exceptionDetails"].get("text", "exception"))
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                found.append(str(params.get("args")))
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                found.append(f"{params['entry'].get('text')} {params['entry'].get('url', '')}")
+        return found
+
+    def screenshot(self, path: Path) -> None:
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+
+    def close(self) -> None:
+        self._stack.close()
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+# Scroll every image into view (lazy ones start loading), wait until all settle, return the ones that failed.
+ALL_IMAGES_LOADED = """
+(async () => {
+  const images = Array.from(document.images);
+  for (const image of images) { image.scrollIntoView(); await new Promise((r) => setTimeout(r, 20)); }
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline && !images.every((i) => i.complete)) await new Promise((r) => setTimeout(r, 50));
+  window.scrollTo(0, 0);
+  return {count: images.length, lazy: images.filter((i) => i.loading === "lazy").length,
+          failed: images.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.getAttribute("src"))};
+})()
+"""
+
+SHOWN = "document.querySelectorAll('#grid a.shot:not([hidden])').length"
+
+
+def _set(selector: str, value: str) -> str:
+    """JS that sets a form control and fires the input event the filter script listens to."""
+    return (
+        f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.value = {json.dumps(value)}; "
+        "e.dispatchEvent(new Event('input', {bubbles: true})); })()"
+    )
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed (scripts/setup.sh installs it with apt)")
+        pytest.skip("chromium is not installed: apt-get install chromium (scripts/setup.sh does)")
+    tools = DevTools(tmp_path / "profile")
+    yield tools
+    tools.close()
+
+
+def test_report_renders_in_headless_chromium(curated, tmp_path, browser):
+    out = _annotated(curated, tmp_path / "annotated")
+    index = build_report(out, tmp_path / "report")
+    rows = pq.read_table(out / "metadata").to_pylist()
+    browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
+    browser.open(index)
+
+    images = browser.evaluate(ALL_IMAGES_LOADED)
+    plots = len(list((tmp_path / "report" / "plots").glob("*.png")))
+    assert plots >= 11  # length, dynamic, timing, aesthetic, text_prob, caption, rating, split, taxonomy, tags, stages
+    assert images["failed"] == [] and images["count"] == plots + len(rows) and images["lazy"] == len(rows)
+    browser.screenshot(tmp_path / "report_top.png")
+    browser.evaluate("document.getElementById('gallery').scrollIntoView()")
+    browser.screenshot(tmp_path / "report_gallery.png")
+
+    # the filters: dynamic score from 0.5 up, then a tag, then reset
+    assert browser.evaluate(SHOWN) == len(rows)
+    browser.evaluate(_set("input[name=dynamic_score_from]", "0.5"))
+    assert browser.evaluate(SHOWN) == sum(r["dynamic_score"] >= 0.5 - 1e-9 for r in rows)
+    browser.evaluate(_set("input[name=dynamic_score_from]", "0"))
+    browser.evaluate(_set("input[name=tags]", "sky"))
+    assert browser.evaluate(SHOWN) == sum("sky" in r["anime_tags"].split() for r in rows)
+    text = browser.evaluate("document.getElementById('shown').textContent")
+    assert text == f"{browser.evaluate(SHOWN)} of {len(rows)} shots shown"
+
+    # a shot's page: its keyframe strip loads and links back
+    browser.open(tmp_path / "report" / "shots" / f"{rows[0]['key']}.html")
+    strip = browser.evaluate(ALL_IMAGES_LOADED)
+    assert strip["failed"] == [] and strip["count"] == min(12, rows[0]["key_frame_number"])
+    assert browser.errors() == []
+
+    shot = tmp_path / "report_top.png"
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000  # not a blank page
