@@ -75,6 +75,9 @@ if [[ $(cat "$PIP_STAMP" 2>/dev/null) != "$pip_hash" ]]; then
   # with the video extra, so it goes in without dependencies beside opencv-python-headless.
   log "pip: scenedetect (--no-deps)"
   "${PIP[@]}" install -q --no-deps scenedetect || die "pip install --no-deps scenedetect failed"
+  # Ray Data for `toonlab curate --executor ray` (about 250 MB; the tests run it on a local 2-CPU Ray).
+  log "pip: toonlab[ray]"
+  "${PIP[@]}" install -q -e '.[ray]' || die "pip install -e .[ray] failed"
   # RapidOCR (PP-OCRv4 ONNX models inside the wheel) likewise declares opencv-python; its needs are in the
   # annotate extra.
   log "pip: rapidocr-onnxruntime (--no-deps)"

@@ -15,7 +15,7 @@ import numpy as np
 from toonlab.curate.decode import DecodeError, VideoDecoder, full_resolution_bgr, sha256_file
 from toonlab.curate.keyframes import KeyframeSelector, shot_keyframes
 from toonlab.curate.records import Blob, Probe, Shot, SourceResult, VideoRef
-from toonlab.curate.shots import ShotDetector, make_detector
+from toonlab.curate.shots import GivenShots, ShotDetector, make_detector
 from toonlab.curate.spool import Spool
 from toonlab.extras import require
 
@@ -39,6 +39,7 @@ class Resources:
 
     cpus: float = 1.0
     gpus: float = 0.0
+    network: bool = False  # waits on remote hosts (the download stage), so it may run beside busy CPUs
 
 
 class ImageEncoder:
@@ -117,6 +118,10 @@ class AnalyzeStage:
     Contract: `process(ref)` is pure and retry-safe; it raises `StageError` with a readable reason when the
     source is unusable. One decode pass makes 64x64 analysis frames for the shot detector and the keyframe
     rule; full-resolution RGB is produced only for frames kept as keyframes.
+
+    Shots: `shots="detect"` runs the shot detector; `"given"` cuts the source's released scenes (`ref.scenes`,
+    e.g. from a Sakuga-42M parquet) at the stream's frame rate, and frames between released scenes belong to no
+    shot; `"auto"` (default) uses the released scenes when the source has them.
     """
 
     name = "analyze"
@@ -130,7 +135,11 @@ class AnalyzeStage:
         images: ImageEncoder | None,
         spool_dir: Path,
         threads: int = 0,
+        shots: str = "auto",
     ) -> None:
+        if shots not in ("auto", "detect", "given"):
+            raise ValueError(f"shots must be auto, detect or given, not {shots!r}")
+        self.shots = shots
         self.spool_dir = spool_dir
         self.threads = threads  # decoder threads; 0 lets FFmpeg choose
         self.ssim_threshold = ssim_threshold
@@ -143,6 +152,11 @@ class AnalyzeStage:
         require("cv2")
 
     def process(self, ref: VideoRef) -> SourceResult:
+        if ref.path is None:
+            raise StageError("probe", "the source has no local file (a remote source must be downloaded first)")
+        given = self.shots == "given" or (self.shots == "auto" and ref.scenes is not None)
+        if given and not ref.scenes:
+            raise StageError("shots", "--shots given needs released scenes (Sakuga-42M parquet); this source has none")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         try:
@@ -152,11 +166,15 @@ class AnalyzeStage:
             raise StageError("probe", f"cannot read file: {exc.strerror or exc}") from exc
         timings["hash"] = time.perf_counter() - t0
         spool = Spool(self.spool_dir)
+        dropped: dict[str, int] = {}
         try:
             with VideoDecoder(ref.path, self.threads) as decoder:
-                shots, images, n_frames = self._one_pass(decoder, spool, timings)
+                detector = GivenShots(ref.scenes, decoder.info.fps) if given else None
+                shots, images, n_frames = self._one_pass(decoder, spool, timings, detector)
                 info = decoder.info
             self._check(n_frames, info.declared_frames)
+            if detector is not None:
+                shots, dropped = self._given(detector, shots, n_frames)
         except DecodeError as exc:
             spool.discard()
             raise StageError("decode", str(exc)) from exc
@@ -175,13 +193,24 @@ class AnalyzeStage:
         )
         return SourceResult(
             ref=ref,
-            video_id=video_id_for(ref.path, sha),
+            video_id=ref.video_id or video_id_for(ref.path, sha),
             probe=probe,
             shots=shots,
             spool=spool.path,
             images=images,
             timings=timings,
+            dropped=dropped,
         )
+
+    @staticmethod
+    def _given(detector: GivenShots, shots: list[Shot], n_frames: int) -> tuple[list[Shot], dict[str, int]]:
+        """Keep the released scenes that lie in the decoded stream; say how many did not."""
+        outside = len(detector.ranges) - len(shots)
+        if not shots:
+            raise StageError(
+                "shots", f"none of the {len(detector.ranges)} released scenes lies inside the {n_frames} decoded frames"
+            )
+        return shots, ({"released scene outside the decoded stream": outside} if outside else {})
 
     @staticmethod
     def _check(n_frames: int, declared: int) -> None:
@@ -192,8 +221,10 @@ class AnalyzeStage:
                 "decode", f"truncated or corrupt: decoded {n_frames} of the {declared} frames the container declares"
             )
 
-    def _one_pass(self, decoder: VideoDecoder, spool: Spool, timings: dict[str, float]):
-        detector: ShotDetector = make_detector(self.detector_name, self.min_scene_len)
+    def _one_pass(
+        self, decoder: VideoDecoder, spool: Spool, timings: dict[str, float], given: GivenShots | None = None
+    ):
+        detector: ShotDetector = given or make_detector(self.detector_name, self.min_scene_len)
         selector = KeyframeSelector(self.ssim_threshold)
         images = _EncodeQueue(self.images, spool, threads=self.threads or 2)
         changed: list[int] = []  # frames whose SSIM to the previous frame fell below the threshold
@@ -227,12 +258,13 @@ class AnalyzeStage:
             cuts.append(cut)
             images.add(cut, window[cut])
         window = previous = {}
-        bounds = [0, *sorted(set(cuts)), n]
-        shots = [
-            Shot(start=s, end=e, keyframes=shot_keyframes(changed, s, e))
-            for s, e in zip(bounds[:-1], bounds[1:], strict=True)
-            if e > s
-        ]
+        if given is not None:  # released scenes, numbered as released; frames between them are in no shot
+            ranges = given.shots(n)
+        else:
+            bounds = [0, *sorted(set(cuts)), n]
+            spans = [(s, e) for s, e in zip(bounds[:-1], bounds[1:], strict=True) if e > s]
+            ranges = [(number, s, e) for number, (s, e) in enumerate(spans, start=1)]
+        shots = [Shot(start=s, end=e, keyframes=shot_keyframes(changed, s, e), number=k) for k, s, e in ranges]
         wanted = {k for shot in shots for k in shot.keyframes}
         t_analyze += time.perf_counter() - t
         t = time.perf_counter()

@@ -18,7 +18,13 @@ console = Console(stderr=True)
 
 
 def curate(
-    inputs: Annotated[list[str], typer.Argument(help="Video files, folders (searched recursively) or globs.")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Video files, folders (searched recursively), globs, http(s) URLs, URL lists (.txt, one URL a "
+            "line) or Sakuga-42M parquet files (.parquet)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
     workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
     strict: Annotated[bool, typer.Option(help="Exit non-zero if any source failed.")] = False,
@@ -34,9 +40,26 @@ def curate(
     annotator_option: Annotated[
         list[str] | None, typer.Option(help="NAME.KEY=VALUE passed to an annotator (repeatable; VALUE as JSON).")
     ] = None,
+    shots: Annotated[
+        str | None,
+        typer.Option(help="given: cut the released scenes (default for Sakuga parquet); detect: run the detector."),
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local (process pool) or ray (Ray Data).")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (e.g. auto or ray://head:10001); default: local Ray.")
+    ] = None,
+    shard_samples: Annotated[int, typer.Option(help="Samples (shots) per shard at most.")] = 2000,
+    download_cache: Annotated[
+        Path | None, typer.Option(help="Folder for downloaded sources (default OUT/_downloads).")
+    ] = None,
+    download_timeout: Annotated[float, typer.Option(help="Seconds to connect and between received bytes.")] = 30.0,
+    download_retries: Annotated[int, typer.Option(help="Retries on 5xx, timeouts and broken connections.")] = 3,
+    host_delay: Annotated[float, typer.Option(help="Seconds between requests to one host (>= 0.35 Sakuga).")] = 0.35,
+    max_download_mb: Annotated[float, typer.Option(help="Size cap per downloaded file, MiB.")] = 1024.0,
 ) -> None:
     """Detect shots and unique drawings in each video; write parquet metadata and WebDataset shards."""
-    from toonlab.curate.pipeline import RunError, run_curate
+    from toonlab.curate.download import DownloadConfig
+    from toonlab.curate.pipeline import EXECUTORS, RunError, run_curate
     from toonlab.curate.sources import InputError
     from toonlab.extras import MissingExtra
 
@@ -47,6 +70,18 @@ def curate(
             raise ValueError(f"--image-format must be jpg, webp, png or none, not {image_format!r}")
         if shot_detector not in ("animation", "pyscenedetect"):
             raise ValueError(f"--shot-detector must be animation or pyscenedetect, not {shot_detector!r}")
+        if shots not in (None, "detect", "given"):
+            raise ValueError(f"--shots must be detect or given, not {shots!r}")
+        if executor not in EXECUTORS:
+            raise ValueError(f"--executor must be {' or '.join(EXECUTORS)}, not {executor!r}")
+        if ray_address and executor != "ray":
+            raise ValueError("--ray-address needs --executor ray")
+        download = DownloadConfig(
+            timeout=download_timeout,
+            retries=download_retries,
+            host_delay=host_delay,
+            max_bytes=max(1, int(max_download_mb * 1024 * 1024)),
+        )
         config = CurateConfig(
             ssim_threshold=ssim_threshold,
             min_scene_len=min_scene_len,
@@ -57,6 +92,10 @@ def curate(
             clips=clips,
             annotate=tuple(name.strip() for name in annotate.split(",") if name.strip()),
             annotator_options=parse_annotator_options(annotator_option or []),
+            shots=shots or "auto",
+            shard_max_samples=shard_samples,
+            download=download,
+            download_cache=str(download_cache) if download_cache else None,
         )
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -84,7 +123,16 @@ def curate(
             progress.update(task, advance=1, frames=stats["frames"], failed=stats["sources"]["failed"])
 
         try:
-            stats = run_curate(inputs, out, config, workers, on_progress=on_progress, on_total=on_total)
+            stats = run_curate(
+                inputs,
+                out,
+                config,
+                workers,
+                on_progress=on_progress,
+                on_total=on_total,
+                executor=executor,
+                ray_address=ray_address,
+            )
         except (InputError, RunError, MissingExtra) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
@@ -116,7 +164,9 @@ def _summary(stats: dict, out: Path) -> None:
     table.add_row("sources ok / failed / already done", f"{src['ok']} / {src['failed']} / {src['skipped_done']}")
     table.add_row("shots", str(stats["shots"]))
     table.add_row("frames / keyframes", f"{stats['frames']} / {stats['keyframes']}")
-    table.add_row("wall time", f"{stats['seconds']:.1f} s ({stats['fps']:.0f} frames/s)")
+    table.add_row("wall time", f"{stats['seconds']:.1f} s ({stats['fps']:.0f} frames/s, {stats['executor']} executor)")
+    if stats.get("dropped"):
+        table.add_row("left out", ", ".join(f"{n} {reason}" for reason, n in stats["dropped"].items()))
     table.add_row("metadata", str(out / "metadata"))
     table.add_row("shards", str(out / "shards"))
     if src["failed"] or src["skipped_done"]:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from toonlab.curate.download import DownloadConfig
+
 ImageFormat = Literal["jpg", "webp", "png", "none"]  # none: keyframe indices only, no images
 ClipMode = Literal["none", "copy", "encode"]
 
@@ -23,6 +25,10 @@ class CurateConfig:
     shard_max_samples: int = 2000
     annotate: tuple[str, ...] = ()  # annotator names (annotate.REGISTRY), run in this order
     annotator_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> constructor kwargs
+    # shots: "auto" cuts a source's released scenes when it has them (Sakuga-42M parquet), else detects
+    shots: Literal["auto", "detect", "given"] = "auto"
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    download_cache: str | None = None  # folder of fetched remote sources; None: OUT/_downloads
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ssim_threshold <= 1.0:
@@ -43,6 +49,10 @@ class CurateConfig:
                 REGISTRY[name](**self.annotator_options.get(name, {}))
             except TypeError as exc:
                 raise ValueError(f"annotator {name}: {exc}") from None
+        if self.shots not in ("auto", "detect", "given"):
+            raise ValueError(f"shots must be auto, detect or given, got {self.shots!r}")
+        if self.shard_max_samples < 1 or self.shard_max_bytes < 1:
+            raise ValueError("shard limits must be >= 1")
         if self.image_max_side is not None and self.image_max_side < 16:
             raise ValueError(f"image_max_side must be >= 16, got {self.image_max_side}")
 

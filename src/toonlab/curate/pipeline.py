@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -17,8 +18,9 @@ from toonlab.curate.analyze import AnalyzeStage, ImageEncoder, Resources, StageE
 from toonlab.curate.annotate import REGISTRY, AnnotateStage
 from toonlab.curate.clips import ClipStage
 from toonlab.curate.config import CurateConfig
+from toonlab.curate.download import FetchStage
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
-from toonlab.curate.sources import iter_sources
+from toonlab.curate.sources import collect_sources
 from toonlab.curate.write import DatasetWriter, write_stats
 
 
@@ -31,30 +33,63 @@ class Stage(Protocol):
     def process(self, item): ...
 
 
+@dataclass
+class InFlight:
+    """One source on its way through the stages: what the last stage made of it, and the seconds spent by stages
+    that ran before a SourceResult existed (the download). Executors that run stages in separate workers (Ray)
+    pass this between them."""
+
+    ref: VideoRef
+    item: VideoRef | SourceResult | SourceError
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
 class Pipeline:
-    """Runs the stages in order on one source; the first takes a VideoRef, the rest a SourceResult."""
+    """Runs the stages in order on one source; the first ones take a VideoRef (download, analyze), the rest a
+    SourceResult. `process` runs them all; `advance` runs a slice of them (an executor may place slices with
+    different resource needs on different workers) and `finish` makes the outcome."""
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = list(stages)
 
-    def setup(self) -> None:
-        for stage in self.stages:
+    def setup(self, stages: Sequence[Stage] | None = None) -> None:
+        for stage in self.stages if stages is None else stages:
             stage.setup()
 
     def process(self, ref: VideoRef) -> SourceResult | SourceError:
-        item = ref
-        stage_name = self.stages[0].name
+        return self.finish(self.advance(InFlight(ref, ref), self.stages))
+
+    def advance(self, state: InFlight, stages: Sequence[Stage]) -> InFlight:
+        item = state.item
+        if isinstance(item, SourceError):
+            return state
+        stage_name = stages[0].name if stages else ""
         try:
-            for stage in self.stages:
+            for stage in stages:
                 stage_name = stage.name
+                t = time.perf_counter()
                 item = stage.process(item)
-            return item
+                if isinstance(item, VideoRef):
+                    state.seconds[stage.name] = state.seconds.get(stage.name, 0.0) + time.perf_counter() - t
+            state.item = item
         except Exception as exc:  # StageError, or a bug / unexpected library error: keep the run going
             if isinstance(item, SourceResult):
                 item.spool.unlink(missing_ok=True)
+            source = state.ref.source
             if isinstance(exc, StageError):
-                return SourceError(ref.source, exc.stage, exc.reason, traceback.format_exc())
-            return SourceError(ref.source, stage_name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                state.item = SourceError(source, exc.stage, exc.reason, traceback.format_exc())
+            else:
+                state.item = SourceError(source, stage_name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return state
+
+    @staticmethod
+    def finish(state: InFlight) -> SourceResult | SourceError:
+        item = state.item
+        if isinstance(item, VideoRef):  # only when the pipeline has no stage making a result
+            return SourceError(state.ref.source, "pipeline", "no stage produced a result")
+        if isinstance(item, SourceResult):
+            item.timings.update(state.seconds)
+        return item
 
 
 def build_pipeline(config: CurateConfig, spool_dir: Path, decoder_threads: int = 0) -> Pipeline:
@@ -62,10 +97,18 @@ def build_pipeline(config: CurateConfig, spool_dir: Path, decoder_threads: int =
     images = None
     if config.image_format != "none":
         images = ImageEncoder(config.image_format, config.image_quality, config.image_max_side)
+    cache = Path(config.download_cache) if config.download_cache else Path(spool_dir).parent / "_downloads"
     stages: list[Stage] = [
+        FetchStage(config.download, cache),
         AnalyzeStage(
-            config.ssim_threshold, config.min_scene_len, config.shot_detector, images, spool_dir, decoder_threads
-        )
+            config.ssim_threshold,
+            config.min_scene_len,
+            config.shot_detector,
+            images,
+            spool_dir,
+            decoder_threads,
+            shots=config.shots,
+        ),
     ]
     if config.annotate:
         options = config.annotator_options
@@ -79,6 +122,21 @@ class RunError(RuntimeError):
     """The run itself cannot proceed (bad arguments, unwritable output)."""
 
 
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(name: str, workers: int, ray_address: str | None = None):
+    if name == "local":
+        from toonlab.curate.executors.local import LocalExecutor
+
+        return LocalExecutor(workers)
+    if name == "ray":
+        from toonlab.curate.executors.ray import RayExecutor
+
+        return RayExecutor(workers, address=ray_address)
+    raise RunError(f"--executor must be one of {', '.join(EXECUTORS)}, got {name!r}")
+
+
 def run_curate(
     inputs: Sequence[str],
     out: Path,
@@ -86,36 +144,46 @@ def run_curate(
     workers: int = 1,
     on_progress: Callable[[dict], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict:
-    """Curate `inputs` into `out`; sources already in the ledger are skipped. Returns the run's stats."""
-    from toonlab.curate.executors.local import LocalExecutor
+    """Curate `inputs` into `out`; sources already in the ledger are skipped. Returns the run's stats.
 
+    `executor` is "local" (this process or a process pool) or "ray" (Ray Data; a local Ray instance unless
+    `ray_address` names a cluster). Both run the same stages and hand results to the single writer here."""
     config = config or CurateConfig()
     if workers < 1:
         raise RunError(f"--workers must be >= 1, got {workers}")
+    if executor not in EXECUTORS:
+        raise RunError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         writer = DatasetWriter(out, config.shard_max_bytes, config.shard_max_samples)
     except OSError as exc:
         raise RunError(f"cannot write to output directory {out}: {exc.strerror or exc}") from exc
-    refs = [ref for ref in iter_sources(inputs) if ref.source not in writer.ledger.done]
-    skipped = sum(1 for _ in iter_sources(inputs)) - len(refs)
+    if config.download_cache is None:
+        config = replace(config, download_cache=str((out / "_downloads").resolve()))
+    sources = collect_sources(inputs)
+    refs = [ref for ref in sources.refs if ref.source not in writer.ledger.done]
+    skipped = len(sources.refs) - len(refs)
     if on_total:
         on_total(len(refs))
     stats = {
-        "sources": {"total": len(refs) + skipped, "ok": 0, "failed": 0, "skipped_done": skipped},
+        "sources": {"total": len(sources.refs), "ok": 0, "failed": 0, "skipped_done": skipped},
         "shots": 0,
         "frames": 0,
         "keyframes": 0,
         "stage_seconds": {},
         "failed_by_stage": {},
+        "dropped": dict(sorted(sources.dropped.items())),  # input rows and released scenes left out, by reason
         "config": config.as_dict(),
         "workers": workers,
+        "executor": executor,
     }
     start = time.perf_counter()
-    executor = LocalExecutor(workers)
-    for outcome in executor.map(config, refs, writer.spool_dir):
+    runner = make_executor(executor, workers, ray_address)
+    for outcome in runner.map(config, refs, writer.spool_dir):
         if isinstance(outcome, SourceResult):
             first = writer.ledger.hashes.get(outcome.probe.sha256)
             if first is not None and first != outcome.ref.source:
@@ -135,6 +203,8 @@ def run_curate(
             stats["keyframes"] += sum(r["key_frame_number"] for r in rows)
             for name, seconds in outcome.timings.items():
                 stats["stage_seconds"][name] = stats["stage_seconds"].get(name, 0.0) + seconds
+            for reason, count in outcome.dropped.items():
+                stats["dropped"][reason] = stats["dropped"].get(reason, 0) + count
         if on_progress:
             on_progress({"outcome": outcome, "stats": stats})
     writer.close()

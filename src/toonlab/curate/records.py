@@ -11,10 +11,18 @@ RECORD_VERSION = 1
 
 @dataclass(frozen=True)
 class VideoRef:
-    """One source video: `source` as the user gave it, `path` where its bytes are on disk."""
+    """One source video: `source` as the user gave it, `path` where its bytes are on disk.
+
+    A remote source has `url` set and no `path` until the download stage has fetched it. A source from a
+    Sakuga-42M parquet also carries the released `scenes` (scene number, start and end in seconds, cut at the
+    stream's frame rate by the `given` shot mode) and its `video_id` (the post id).
+    """
 
     source: str
-    path: Path
+    path: Path | None = None
+    url: str | None = None
+    scenes: tuple[tuple[int, float, float], ...] | None = None
+    video_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,9 @@ class Shot:
     start: int
     end: int  # exclusive
     keyframes: tuple[int, ...]  # absolute frame numbers, first one == start
+    # the shot's number in its identifier (`<video_id>:<number>`): 1, 2, ... for detected shots, the released
+    # scene number for given ones (which need not be contiguous: frames between released scenes are in no shot)
+    number: int = 0
 
     @property
     def frame_number(self) -> int:
@@ -70,6 +81,7 @@ class SourceResult:
     clips: dict[int, Blob] = field(default_factory=dict)  # shot position -> clip file (--clips)
     # per shot position: column -> value, filled by annotators (see annotate/base.py)
     annotations: list[dict[str, object]] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> count of things left out (e.g. scenes)
 
 
 @dataclass(frozen=True)

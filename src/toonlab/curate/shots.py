@@ -17,6 +17,10 @@ Features are computed for a whole batch with a few array operations; the decisio
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
+from collections.abc import Sequence
+from fractions import Fraction
 from typing import Protocol
 
 import numpy as np
@@ -169,6 +173,41 @@ class PySceneDetectAdaptive:
     def finish(self, n_frames: int) -> list[int]:
         timecode = self._common.FrameTimecode(max(0, n_frames - 1), fps=self._fps)
         return [c.frame_num for c in self._det.post_process(timecode)]
+
+
+class GivenShots:
+    """Released shot ranges in place of detection (Sakuga-42M parquet rows), on the same streaming contract.
+
+    `scenes` holds (scene number, start seconds, end seconds); each is turned into frames [start, end) at the
+    stream's frame rate `fps` (the parquet's own fps column can be wrong), rounding to the nearest frame, as
+    PySceneDetect turns a timecode into a frame number. `push` reports each scene start as a cut, so the
+    analysis pass keeps the scene's first frame; `shots(n_frames)` gives (number, start, end) for the scenes
+    inside the decoded frames, ends clipped to the stream. Frames between released scenes belong to no shot.
+    """
+
+    lookahead = 0
+
+    def __init__(self, scenes: Sequence[tuple[int, float, float]], fps: Fraction) -> None:
+        self.ranges = sorted(
+            ((int(number), _frame(start, fps), _frame(end, fps)) for number, start, end in scenes),
+            key=lambda r: (r[1], r[0]),
+        )
+        self._starts = sorted({start for _, start, end in self.ranges if end > start})
+
+    def push(self, start: int, yuv: np.ndarray) -> list[int]:
+        lo, hi = bisect_left(self._starts, start), bisect_left(self._starts, start + len(yuv))
+        return self._starts[lo:hi]
+
+    def finish(self, n_frames: int) -> list[int]:
+        return []
+
+    def shots(self, n_frames: int) -> list[tuple[int, int, int]]:
+        return [(k, s, min(e, n_frames)) for k, s, e in self.ranges if s < min(e, n_frames)]
+
+
+def _frame(seconds: float, fps: Fraction) -> int:
+    """Nearest frame number to a time in seconds (exact rational arithmetic on the decimal value; halves up)."""
+    return math.floor(Fraction(str(seconds)) * fps + Fraction(1, 2))
 
 
 def make_detector(name: str, min_scene_len: int) -> ShotDetector:

@@ -88,14 +88,16 @@ def shot_rows(result: SourceResult, shard: str) -> list[dict]:
     """One row per shot of a source, with the WebDataset key of its sample."""
     probe = result.probe
     fps = probe.fps
+    url = result.ref.url or url_for(result.ref.source)
     rows = []
-    for number, shot in enumerate(result.shots, start=1):
+    for position, shot in enumerate(result.shots):
+        number = shot.number or position + 1  # released scene number, or the shot's place in the source
         identifier = f"{result.video_id}:{number}"
         rows.append(
             {
                 "identifier": identifier,
                 "hash_identifier": hashlib.sha256(identifier.encode()).hexdigest(),
-                "url_link": url_for(result.ref.source),
+                "url_link": url,
                 "scene_start_time": timecode(float(shot.start / fps)),
                 "scene_end_time": timecode(float(shot.end / fps)),
                 "frame_number": shot.frame_number,
@@ -121,7 +123,7 @@ def shot_rows(result: SourceResult, shard: str) -> list[dict]:
                 "shard": shard,
                 "key": f"{result.video_id}_{number:04d}",
                 "record_version": RECORD_VERSION,
-                **(result.annotations[number - 1] if result.annotations else {}),
+                **(result.annotations[position] if result.annotations else {}),
             }
         )
     return rows

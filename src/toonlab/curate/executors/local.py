@@ -2,12 +2,14 @@
 
 At most `2 * workers` sources are in flight, so memory does not grow with the corpus. A worker process that
 dies (a decoder crash, the OOM killer) turns the sources it may have held into error records and the pool is
-started again for the rest.
+started again for the rest. Pool workers die with the main process (Linux parent-death signal), so a `kill -9`
+of the run leaves no worker behind to write into the output after a rerun has cleaned it.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -20,8 +22,25 @@ from toonlab.curate.records import SourceError, SourceResult, VideoRef
 _PIPELINE = None
 
 
-def _init_worker(config: CurateConfig, spool_dir: Path, decoder_threads: int) -> None:
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies (prctl PR_SET_PDEATHSIG); no-op elsewhere."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _init_worker(config: CurateConfig, spool_dir: Path, decoder_threads: int, pool_worker: bool = False) -> None:
     from toonlab.curate.pipeline import build_pipeline
+
+    if pool_worker:
+        _die_with_parent()
 
     global _PIPELINE
     _PIPELINE = build_pipeline(config, spool_dir, decoder_threads)
@@ -59,7 +78,7 @@ class LocalExecutor:
     @staticmethod
     def _pool_map(init: tuple, pending: deque, workers: int, suspects: list):
         """Run until `pending` is empty or the pool breaks; sources in flight at a break go to `suspects`."""
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init) as pool:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(*init, True)) as pool:
             in_flight: dict = {}
             try:
                 while pending or in_flight:

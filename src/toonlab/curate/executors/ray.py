@@ -1,0 +1,140 @@
+"""Ray Data executor: the same pipeline stages, placed by their declared resources on a Ray cluster.
+
+`RayExecutor(workers).map(config, refs, spool_dir)` yields `SourceResult`/`SourceError` to the single writer in
+the driver, exactly like `LocalExecutor`; ordering follows completion, not input.
+
+Mapping (the executor maps, it does not fork the logic):
+* the driver builds the pipeline once (`build_pipeline`) and cuts it into groups of consecutive stages with the
+  same `resources` (download: no CPU, network; analyze + annotate + clips: 1 CPU each; a GPU annotator would get
+  its own group). Each group is one `Dataset.map` over a fixed actor pool of `workers` actors with that group's
+  `num_cpus`/`num_gpus`, so `setup()` runs once per actor, as in a local worker process. A network-bound group
+  gets no more actors than the remote hosts have connection slots (downloads to one host are serialised and
+  paced anyway; the per-host lock files live in the download cache, so the pacing holds per machine);
+* rows carry a pickled `InFlight` (the source, what the stages made of it so far, download seconds) from group
+  to group and back to the driver; never decoded frames. A source that failed in a stage is an error record that
+  later groups pass through;
+* one source per block and one task in flight per actor: an actor that dies (a decoder segfault, the OOM killer)
+  loses only the source it was working on. Ray restarts the actor (`max_restarts=-1`) but does not retry the
+  task (`max_task_retries=0`: a source that kills its worker would kill the next one too); the block is dropped
+  (`DataContext.max_errored_blocks=-1`) and the driver records the source as failed in stage "worker".
+
+Files: workers write each source's encoded keyframes to a spool file under `OUT/_spool` and downloads to the
+cache (`OUT/_downloads` by default); the writer in the driver reads the spool files. On a multi-node cluster OUT
+(and the download cache) must therefore be on storage every node mounts at the same path (NFS, Lustre, CephFS,
+EFS, ...). Shipping spooled bytes through the object store was the alternative; shared storage keeps the driver's
+memory flat and the object store free of image bytes.
+
+PyAV's Python log callback can deadlock in Ray workers, so every actor switches PyAV logging off.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import urllib.parse
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from toonlab.curate.config import CurateConfig
+from toonlab.curate.records import SourceError, SourceResult, VideoRef
+from toonlab.extras import require
+
+_LOST = "the Ray worker died while processing this source (decoder crash or out of memory?)"
+
+
+def stage_groups(stages: Sequence) -> list[tuple[int, int]]:
+    """[start, end) index ranges of consecutive stages with equal resources."""
+    groups: list[tuple[int, int]] = []
+    for i, stage in enumerate(stages):
+        if groups and stages[groups[-1][0]].resources == stage.resources:
+            groups[-1] = (groups[-1][0], i + 1)
+        else:
+            groups.append((i, i + 1))
+    return groups
+
+
+class _StageGroup:
+    """Ray Data callable class (one per actor): sets up its slice of the pipeline once, then advances rows."""
+
+    def __init__(self, pipeline, start: int, end: int) -> None:
+        try:
+            import av.logging
+
+            av.logging.set_level(None)  # no Python log callback in Ray workers (it can deadlock)
+        except ImportError:
+            pass
+        self.pipeline = pipeline
+        self.stages = pipeline.stages[start:end]
+        pipeline.setup(self.stages)
+
+    def __call__(self, row: dict) -> dict:
+        state = pickle.loads(row["state"])
+        state = self.pipeline.advance(state, self.stages)
+        return {"index": row["index"], "state": pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)}
+
+
+class RayExecutor:
+    def __init__(self, workers: int = 1, address: str | None = None) -> None:
+        self.workers = workers
+        self.address = address
+
+    def map(
+        self, config: CurateConfig, refs: Sequence[VideoRef], spool_dir: Path
+    ) -> Iterator[SourceResult | SourceError]:
+        if not refs:
+            return
+        ray = require("ray")
+        require("ray.data")
+        from toonlab.curate.pipeline import InFlight, build_pipeline
+
+        started_here = False
+        if not ray.is_initialized():
+            kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:  # a private local instance sized to the worker count
+                ray.init(num_cpus=self.workers, **kwargs)
+            started_here = True
+        try:
+            yield from self._run(ray, config, refs, Path(spool_dir).resolve(), build_pipeline, InFlight)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _run(self, ray, config, refs, spool_dir, build_pipeline, InFlight):  # noqa: N803 - a class passed in
+        context = ray.data.DataContext.get_current()
+        context.max_errored_blocks = -1  # a dead worker's block is dropped, recorded below, and the run goes on
+        context.enable_progress_bars = False  # the CLI shows per-source progress from the results stream
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        pipeline = build_pipeline(config, spool_dir, decoder_threads=1)  # one decoder thread per declared CPU
+        rows = [
+            {"index": i, "state": pickle.dumps(InFlight(ref, ref), protocol=pickle.HIGHEST_PROTOCOL)}
+            for i, ref in enumerate(refs)
+        ]
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))  # one source per block
+        hosts = {urllib.parse.urlsplit(ref.url).netloc for ref in refs if ref.url}
+        for start, end in stage_groups(pipeline.stages):
+            resources = pipeline.stages[start].resources
+            actors = self.workers
+            if resources.network:  # more than the hosts' connection slots would only wait on the host locks
+                actors = min(self.workers, max(1, len(hosts) * config.download.connections_per_host))
+            with warnings.catch_warnings():  # the retry settings have no named parameter yet (ray 2.60)
+                warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+                dataset = dataset.map(
+                    _StageGroup,
+                    fn_constructor_args=(pipeline, start, end),
+                    compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
+                    num_cpus=resources.cpus,
+                    num_gpus=resources.gpus or None,
+                    max_restarts=-1,
+                    max_task_retries=0,
+                )
+        returned: set[int] = set()
+        for row in dataset.iter_rows():
+            returned.add(row["index"])
+            yield pipeline.finish(pickle.loads(row["state"]))
+        for i, ref in enumerate(refs):
+            if i not in returned:
+                yield SourceError(ref.source, "worker", _LOST)

@@ -1,0 +1,184 @@
+"""Resume after `kill -9`: a real `toonlab curate` subprocess (2 workers, small shards) is killed with SIGKILL at
+several moments and rerun; the union of rows equals an uninterrupted run's, nothing is written twice and nothing
+is left behind. And a source that kills its worker process is recorded as failed while the rest succeed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from toonlab.curate import annotate
+from toonlab.curate.config import CurateConfig
+from toonlab.curate.pipeline import run_curate
+from toonlab.curate.synth import ShotSpec, write_clip
+from toonlab.curate.write import LEDGER
+
+N_SOURCES = 8
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> list[str]:
+    """Eight small two-shot clips and one file that fails to decode (an error line in the ledger)."""
+    folder = tmp_path_factory.mktemp("resume_in")
+    paths = []
+    for i in range(N_SOURCES):
+        clip = write_clip(
+            folder / f"clip{i}.mp4",
+            [ShotSpec(24 + 4 * i, 1 + i % 3, seed=100 + 2 * i), ShotSpec(30, 2, seed=101 + 2 * i)],
+            size=(160, 120),
+        )
+        paths.append(str(clip.path))
+    broken = folder / "broken.mp4"
+    broken.write_bytes(b"\x00not a video" * 100)
+    return [*paths[:4], str(broken), *paths[4:]]
+
+
+def _command(inputs: list[str], out: Path) -> list[str]:
+    return [sys.executable, "-m", "toonlab.cli", "curate", *inputs, "--out", str(out), "--workers", "2"]
+
+
+def _run(inputs: list[str], out: Path) -> None:
+    done = subprocess.run(
+        [*_command(inputs, out), "--shard-samples", "2"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _ledger_lines(out: Path) -> int:
+    try:
+        return (out / LEDGER).read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _kill_when(inputs: list[str], out: Path, ready, timeout: float = 120.0) -> bool:
+    """Start the CLI, SIGKILL it (the main process only, as `kill -9 PID` would) once `ready(out)` holds; return
+    whether it was still running then. Its worker processes must die with it."""
+    proc = subprocess.Popen(
+        [*_command(inputs, out), "--shard-samples", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    while not ready(out) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    running = proc.poll() is None
+    children = psutil.Process(proc.pid).children(recursive=True) if running else []
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"workers outlived the killed run: {alive}"
+    return running
+
+
+def _rows(out: Path) -> list[dict]:
+    rows = ds.dataset(out / "metadata", format="parquet").to_table().to_pylist() if (out / "metadata").exists() else []
+    return sorted(({k: v for k, v in r.items() if k != "shard"} for r in rows), key=lambda r: r["identifier"])
+
+
+def _errors(out: Path) -> list[tuple[str, str, str]]:
+    return sorted((e["source"], e["stage"], e["reason"]) for e in pq.read_table(out / "errors.parquet").to_pylist())
+
+
+def _check_consistent(out: Path) -> None:
+    """Every shard file is named by a ledger line and every ledger shard has both files; no temporary or spool
+    file is left; no identifier, key or source appears twice."""
+    entries = [json.loads(line) for line in (out / LEDGER).read_text().splitlines()]
+    shards = [e["shard"] for e in entries if e["kind"] == "shard"]
+    assert len(shards) == len(set(shards))
+    assert sorted(p.name for p in (out / "shards").iterdir()) == sorted(f"{s}.tar" for s in shards)
+    assert sorted(p.name for p in (out / "metadata").iterdir()) == sorted(f"{s}.parquet" for s in shards)
+    assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".part"))]
+    assert list((out / "_spool").iterdir()) == []
+    sources = [s["source"] for e in entries if e["kind"] == "shard" for s in e["sources"]]
+    sources += [e["source"] for e in entries if e["kind"] == "error"]
+    assert len(sources) == len(set(sources))
+    rows = _rows(out)
+    assert len({r["identifier"] for r in rows}) == len(rows)
+    keys = []
+    for tar in (out / "shards").glob("*.tar"):
+        with tarfile.open(tar) as t:
+            keys += sorted({m.name.split(".", 1)[0] for m in t})
+    assert sorted(keys) == sorted(r["key"] for r in rows)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, sources) -> Path:
+    out = tmp_path_factory.mktemp("whole")
+    _run(sources, out)
+    _check_consistent(out)
+    assert len({r["source"] for r in _rows(out)}) == N_SOURCES
+    assert len(list((out / "shards").glob("*.tar"))) >= 4  # several shards were committed during the run
+    return out
+
+
+def _same_as(out: Path, reference: Path) -> None:
+    _check_consistent(out)
+    assert _rows(out) == _rows(reference)
+    assert _errors(out) == _errors(reference)
+
+
+def test_kill_after_first_ledger_line_then_rerun(tmp_path, sources, uninterrupted):
+    out = tmp_path / "out"
+    assert _kill_when(sources, out, lambda o: _ledger_lines(o) >= 1)
+    assert 0 < _ledger_lines(out) < _ledger_lines(uninterrupted)
+    _run(sources, out)
+    _same_as(out, uninterrupted)
+
+
+def test_kill_twice_mid_run_then_rerun(tmp_path, sources, uninterrupted):
+    out = tmp_path / "out"
+    total = _ledger_lines(uninterrupted)
+    assert _kill_when(sources, out, lambda o: _ledger_lines(o) >= total // 2)
+    first = _ledger_lines(out)
+    assert first < total
+    # the second run skips what is done; kill it as soon as it has added to the ledger
+    assert _kill_when(sources, out, lambda o: _ledger_lines(o) > first)
+    _run(sources, out)
+    _same_as(out, uninterrupted)
+
+
+def test_kill_during_start_up_then_rerun(tmp_path, sources, uninterrupted):
+    out = tmp_path / "out"
+    assert _kill_when(sources, out, lambda o: (o / "_spool").exists())  # output opened, nothing committed yet
+    _run(sources, out)
+    _same_as(out, uninterrupted)
+
+
+class KillsItsWorker:
+    """A test annotator that SIGKILLs the process it runs in on one file name: a stand-in for a decoder segfault
+    or the OOM killer."""
+
+    name = "killer"
+    columns = (pa.field("killer_ok", pa.bool_()),)
+    model_id = "sigkill@1"
+
+    def setup(self) -> None:
+        pass
+
+    def annotate(self, view):
+        if Path(view.result.ref.source).name == "clip2.mp4":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"killer_ok": True}
+
+
+def test_source_that_kills_its_worker_is_recorded_as_failed(tmp_path, sources, monkeypatch):
+    monkeypatch.setitem(annotate.REGISTRY, "killer", KillsItsWorker)
+    stats = run_curate(sources, tmp_path, CurateConfig(annotate=("killer",)), workers=2)
+    assert stats["sources"] == {"total": N_SOURCES + 1, "ok": N_SOURCES - 1, "failed": 2, "skipped_done": 0}
+    errors = {Path(e[0]).name: e[1:] for e in _errors(tmp_path)}
+    assert errors["clip2.mp4"] == ("worker", "the worker process died while processing this source")
+    assert errors["broken.mp4"][0] == "decode"
+    rows = _rows(tmp_path)
+    assert {Path(r["source"]).name for r in rows} == {f"clip{i}.mp4" for i in range(N_SOURCES)} - {"clip2.mp4"}
+    assert all(r["killer_ok"] for r in rows)
