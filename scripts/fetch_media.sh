@@ -194,6 +194,10 @@ for spec in "${SPRITES[@]}"; do
     "{\"expected_shots\": 1, \"cartoon\": true, \"drawings\": $drawings, \"frames_per_drawing\": $hold}"
 done
 
+# --- Debian: anime-style stills for the image annotators (scripts/fetch_stills.sh) --------------------------
+
+TOONLAB_MEDIA=$MEDIA bash "$ROOT/scripts/fetch_stills.sh" >/dev/null || die "scripts/fetch_stills.sh failed"
+
 # --- manifest ------------------------------------------------------------------------------------------
 
 mv "$SOURCES.tmp" "$SOURCES"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -83,22 +84,36 @@ def bad_frames() -> dict[str, np.ndarray]:
     }
 
 
+def build_clip(folder: Path, **sizes) -> tuple[Path, Path]:
+    """A CLIP vision model with random weights (CLIPVisionConfig(**sizes); no sizes: ViT-B/32) saved by transformers,
+    plus a LAION-layout MLP for its projection: (clip_dir, mlp_path)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.CLIPVisionConfig(**sizes)
+    transformers.CLIPVisionModelWithProjection(config).save_pretrained(folder)
+    side = config.image_size
+    processor = transformers.CLIPImageProcessorPil(
+        size={"shortest_edge": side}, crop_size={"height": side, "width": side}
+    )
+    processor.save_pretrained(folder)
+    torch.save(laion_mlp(config.projection_dim).state_dict(), folder / "mlp.pth")
+    return folder, folder / "mlp.pth"
+
+
+TINY_CLIP = dict(
+    hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8,
+    projection_dim=16,
+)  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def clip_model(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny random CLIP vision model (transformers folder) and a LAION-layout MLP for it: (clip_dir, mlp_path)."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    folder = tmp_path_factory.mktemp("aesthetic")
-    torch.manual_seed(0)
-    config = transformers.CLIPVisionConfig(
-        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-        patch_size=8, projection_dim=16,
-    )  # fmt: skip
-    transformers.CLIPVisionModelWithProjection(config).save_pretrained(folder / "clip")
-    processor = transformers.CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    processor.save_pretrained(folder / "clip")
-    torch.save(laion_mlp(16).state_dict(), folder / "mlp.pth")
-    return folder / "clip", folder / "mlp.pth"
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    return build_clip(tmp_path_factory.mktemp("aesthetic"), **TINY_CLIP)
 
 
 def laion_mlp(dim: int):
@@ -119,14 +134,12 @@ def laion_mlp(dim: int):
     return MLP().eval()
 
 
-@pytest.fixture(scope="session")
-def tagger_dir(tmp_path_factory) -> Path:
-    """A tiny WD14-layout tagger: model.onnx (NHWC BGR 64x64 -> sigmoid of a linear map of the mean colour)."""
-    onnx = pytest.importorskip("onnx")
+def build_tagger(folder: Path, size: int = 64) -> Path:
+    """A tiny WD14-layout tagger in `folder`: model.onnx (NHWC BGR size x size -> sigmoid of a linear map of the mean
+    colour, WEIGHTS and BIAS above) and selected_tags.csv (TAGS)."""
+    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    folder = tmp_path_factory.mktemp("tagger")
-    size = 64
     nodes = [
         helper.make_node("ReduceMean", ["input_1"], ["mean"], axes=[1, 2], keepdims=0),  # (N, 3) BGR means
         helper.make_node("Mul", ["mean", "scale"], ["unit"]),  # /255
@@ -148,10 +161,17 @@ def tagger_dir(tmp_path_factory) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
+    folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, folder / "model.onnx")
     lines = ["tag_id,name,category,count"] + [f"{i},{name},{cat},{1000 - i}" for i, (name, cat) in enumerate(TAGS)]
     (folder / "selected_tags.csv").write_text("\n".join(lines) + "\n")
     return folder
+
+
+@pytest.fixture(scope="session")
+def tagger_dir(tmp_path_factory) -> Path:
+    pytest.importorskip("onnx")
+    return build_tagger(tmp_path_factory.mktemp("tagger"))
 
 
 MINE = ("text", "motion", "quality", "aesthetic", "tags")
@@ -198,3 +218,17 @@ def check_columns(annotated_rows, plain_rows):
 @pytest.fixture(scope="session")
 def make_mlp():
     return laion_mlp
+
+
+@pytest.fixture(scope="session")
+def stills(media_dir) -> dict[str, np.ndarray]:
+    """Ren'Py "The Question" stills fetched by scripts/fetch_stills.sh: name -> (H, W, 3) uint8 RGB."""
+    cv2 = pytest.importorskip("cv2")
+    folder = media_dir.parent / "stills" / "the_question"
+    files = sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png"))
+    if len(files) < 12:  # as for the clips: skipped locally, an error under CI
+        message = f"stills missing in {folder}: run bash scripts/fetch_stills.sh"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return {f.stem: cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files}

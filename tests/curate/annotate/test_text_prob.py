@@ -55,3 +55,12 @@ def test_bad_frames(annotator, bad_frames, make_view):
 
 def test_columns_in_dataset(check_columns):
     check_columns("text")
+
+
+@pytest.mark.realmedia
+def test_real_stills(annotator, stills, make_view):
+    """Painted backgrounds and character sprites carry no text; a subtitle rendered onto a background is read."""
+    for name, image in stills.items():
+        assert annotator.read(image)[0] < 0.05, name
+    prob, area, strings = annotator.read(with_caption(stills["bg_meadow"], "Where are you going?"))
+    assert prob > 0.9 and 0.01 < area < 0.1 and strings == ["Where are you going?"]

@@ -11,6 +11,8 @@ single-Linear `sa_0_4_vit_l_14_linear.pth` works too. Files are read with `torch
 - `clip_dir`: a folder `transformers` loads as `CLIPVisionModelWithProjection` + an image-processor config (e.g. the
   vision half of openai/clip-vit-large-patch14 saved with `save_pretrained`); its projection size must equal d.
 - `mlp_path`: the MLP state dict.
+- `threads`: torch CPU threads in this process (1 by default, as curate runs one worker process per core; None
+  leaves torch's default).
 
 Columns: `aesthetic_raw` = the MLP output on the 1-10 scale, averaged over up to `frames` evenly spaced keyframes;
 `aesthetic_score` = `clip((raw - 1) / 9, 0, 1)`, Sakuga's 0-1 column. No model configured -> the annotator refuses to
@@ -64,7 +66,9 @@ class AestheticAnnotator:
     name = "aesthetic"
     columns = (pa.field("aesthetic_score", pa.float64()), pa.field("aesthetic_raw", pa.float64()))
 
-    def __init__(self, clip_dir: str | None = None, mlp_path: str | None = None, frames: int = 4) -> None:
+    def __init__(
+        self, clip_dir: str | None = None, mlp_path: str | None = None, frames: int = 4, threads: int | None = 1
+    ) -> None:
         if not clip_dir or not mlp_path:
             raise ValueError(
                 "aesthetic needs local model files: --annotator-option aesthetic.clip_dir=DIR (a CLIP vision model "
@@ -77,7 +81,7 @@ class AestheticAnnotator:
             raise ValueError(f"aesthetic.mlp_path {self.mlp_path} is not a file")
         if frames < 1:
             raise ValueError(f"aesthetic.frames must be >= 1, got {frames}")
-        self.frames = frames
+        self.frames, self.threads = frames, threads
         self._model = self._processor = self._layers = None
         self._model_id: str | None = None
 
@@ -91,6 +95,9 @@ class AestheticAnnotator:
     def setup(self) -> None:
         torch = require("torch")
         transformers = require("transformers")
+        transformers.utils.logging.disable_progress_bar()  # no per-worker "Loading weights" bars in curate output
+        if self.threads:  # one per worker process by default: curate parallelises over sources, not inside torch
+            torch.set_num_threads(self.threads)
         # the PIL processor: the default one needs torchvision, which this environment must not install
         self._processor = transformers.CLIPImageProcessorPil.from_pretrained(self.clip_dir, local_files_only=True)
         self._model = transformers.CLIPVisionModelWithProjection.from_pretrained(self.clip_dir, local_files_only=True)
