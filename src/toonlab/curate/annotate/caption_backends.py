@@ -272,11 +272,8 @@ class TransformersBackend:
         if not (self.model_dir / "config.json").exists():
             raise ValueError(f"caption.model_dir {model_dir!r} is not a transformers model directory (no config.json)")
         self.max_new_tokens, self.device = int(max_new_tokens), device
+        self.source = f"transformers:{self.model_dir.name}@{_dir_fingerprint(self.model_dir)}"
         self._model = self._processor = self._tokenizer = None
-
-    @property
-    def source(self) -> str:
-        return f"transformers:{self.model_dir.name}@{_dir_fingerprint(self.model_dir)}"
 
     def setup(self) -> None:
         transformers = require("transformers")
