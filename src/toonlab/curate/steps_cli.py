@@ -83,3 +83,6 @@ def export(
     for clause in stats["clauses"]:
         table.add_row(clause["clause"], str(clause["failed"]), str(clause["null"]), str(clause["dropped"]))
     Console().print(table)
+    for clause in stats["clauses"]:
+        if stats["rows_in"] and clause["null"] == stats["rows_in"]:
+            console.print(f"[yellow]warning:[/yellow] {clause['clause']!r} is null on every row (did its step run?)")
