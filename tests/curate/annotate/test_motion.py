@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow.dataset as ds
 import pytest
 
 from toonlab.curate.annotate.motion import MotionAnnotator
+from toonlab.curate.config import CurateConfig
+from toonlab.curate.pipeline import run_curate
 
 cv2 = pytest.importorskip("cv2")
 
@@ -68,3 +71,15 @@ def test_synthetic_shots_in_dataset(annotated_rows, check_columns):
         assert pan["camera_motion"] > 10 * shots[key]["camera_motion"]
     held = shots["b", 2]  # one drawing held for the whole shot
     assert held["key_frame_number"] == 1 and held["motion_score"] == 0.0
+
+
+@pytest.mark.realmedia
+def test_real_sprite_clip_has_no_camera_motion(media_dir, tmp_path):
+    """penguin-shooter.mp4: sprites composited on a flat sky, so the camera is still by construction.
+
+    (penguin-win.mp4 is the known failure: the penguin fills the frame and jumps as a whole, which flow cannot tell
+    from a camera move.)"""
+    run_curate([str(media_dir / "penguin-shooter.mp4")], tmp_path, CurateConfig(annotate=("motion",)))
+    (row,) = ds.dataset(tmp_path / "metadata").to_table().to_pylist()
+    assert row["character_motion"] > 1e-3
+    assert row["camera_motion"] < 0.2 * row["character_motion"]

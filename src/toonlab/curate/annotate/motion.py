@@ -4,8 +4,10 @@ Keyframes are the shot's unique drawings, so each pair is one drawing change; th
 frames scaled so the longer side is `side` pixels) is the displacement from one drawing to the next. Per pair:
 
 - the camera (global) motion is a robust fit to the flow: a similarity transform (translation, rotation, zoom)
-  fitted with RANSAC to flow vectors sampled on a grid (`cv2.estimateAffinePartial2D`); background art under a
-  pan or zoom moves this way as a whole, characters do not;
+  fitted with RANSAC (`cv2.estimateAffinePartial2D`) to flow vectors sampled on a grid in the outer 20% of the
+  frame where the first frame has texture. Background art under a pan or zoom moves this way as a whole,
+  characters do not, and tend to sit inside the frame; flat paint has no observable motion, so a shot whose edges
+  are flat (a figure on a flat sky) has no measurable camera motion and all its motion counts as character;
 - the character motion is what the fit leaves: the residual flow.
 
 Columns (per shot, means over its pairs; magnitudes are per pixel, averaged over the frame and divided by the
@@ -27,6 +29,9 @@ import pyarrow as pa
 from toonlab.curate.annotate.base import ShotView
 from toonlab.curate.annotate.text_prob import spread
 from toonlab.extras import require
+
+TEXTURE = 40.0  # Sobel gradient magnitude (grey levels per pixel, x4 kernel gain) above which flow is trusted
+BAND = 0.2  # camera evidence comes from the outer 20% of the frame on each side
 
 
 class MotionAnnotator:
@@ -75,14 +80,23 @@ class MotionAnnotator:
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         points = np.stack([xs, ys], -1)  # (h, w, 2)
         step = max(1, min(h, w) // (4 * self.grid))
-        src = points[::step, ::step].reshape(-1, 2)
-        dst = src + flow[::step, ::step].reshape(-1, 2)
-        # 0.5 px (at `side` resolution) of disagreement puts a vector outside the camera model.
-        matrix, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=0.5)
-        if matrix is None:  # degenerate (e.g. too few distinct vectors): the median flow is the camera
-            camera = np.broadcast_to(np.median(flow.reshape(-1, 2), axis=0), flow.shape)
-        else:
-            camera = points @ matrix[:, :2].T + matrix[:, 2] - points  # (h, w, 2) flow the fit explains
+        # Evidence for the camera: grid samples in the outer band of the frame (where background shows; figures
+        # tend to sit inside) that have texture (in flat cel paint the flow is unobservable, and DIS fills it from
+        # the nearest edges, e.g. with a moving figure's motion). No such samples: no observable camera motion.
+        grad = np.hypot(cv2.Sobel(a, cv2.CV_32F, 1, 0), cv2.Sobel(a, cv2.CV_32F, 0, 1))
+        band = np.ones((h, w), bool)
+        band[int(h * BAND) : h - int(h * BAND), int(w * BAND) : w - int(w * BAND)] = False
+        usable = ((grad > TEXTURE) & band)[::step, ::step].reshape(-1)
+        src = points[::step, ::step].reshape(-1, 2)[usable]
+        dst = src + flow[::step, ::step].reshape(-1, 2)[usable]
+        camera = np.zeros_like(flow)
+        if len(src) >= 16:
+            # 0.5 px (at `side` resolution) of disagreement puts a vector outside the camera model.
+            matrix, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=0.5)
+            if matrix is None:  # degenerate (e.g. too few distinct vectors): the median flow is the camera
+                camera[:] = np.median(dst - src, axis=0)
+            else:
+                camera = points @ matrix[:, :2].T + matrix[:, 2] - points  # (h, w, 2) flow the fit explains
         diagonal = float(np.hypot(h, w))
 
         def magnitude(field: np.ndarray) -> float:
