@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import time
 import urllib.request
 import zlib
@@ -27,6 +28,7 @@ from typer.testing import CliRunner
 from toonlab.cli import app
 from toonlab.curate.pipeline import run_curate
 from toonlab.curate.report import build_report
+from toonlab.curate.report.gallery import tar_members
 from toonlab.curate.split import run_split
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -84,6 +86,9 @@ def test_report_of_a_plain_run_says_what_was_not_computed(curated, tmp_path):
     assert html.count('class="shot"') == rows  # gallery smaller than the cap: every shot
     assert len(list((tmp_path / "rep" / "shots").glob("*.html"))) == rows
     assert "broken.mp4" in html and "Errors by reason" in html
+    for shard in (curated / "shards").glob("*.tar"):  # the header walk agrees with tarfile
+        with tarfile.open(shard) as tar:
+            assert list(tar_members(shard)) == [(m.name, m.offset_data, m.size) for m in tar]
 
 
 def test_gallery_is_capped_and_deterministic(curated, tmp_path):

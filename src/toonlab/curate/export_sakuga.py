@@ -17,6 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from toonlab.curate.taxonomy_table import AXES, OTHERS, TABLE
+
 SAKUGA_SCHEMA = pa.schema(
     [
         ("identifier", pa.string()),
@@ -48,14 +50,9 @@ SAKUGA_SCHEMA = pa.schema(
     ]
 )
 
-# Class name -> label per taxonomy axis, as in the release; every axis also has Others (-1).
+# Class name -> label per taxonomy axis, as in the release (taxonomy_table.py); every axis also has Others (-1).
 TAXONOMY_LABELS: dict[str, dict[str, int]] = {
-    "Taxonomy_Time": {"daylight": 0, "night": 1, "sunset": 2},
-    "Taxonomy_Venue": {"outdoors": 0, "indoors": 1},
-    "Taxonomy_Media": {"sketch": 0, "color_trace": 1},
-    "Taxonomy_Filming": {"looking_at_viewer": 0, "looking_away": 1},
-    "Taxonomy_Composition": {"full_body": 0, "upper_body": 1, "lower_body": 2, "out_of_frame": 3},
-    "Taxonomy_Character": {"no_humans": 0, "solo": 1, "multiple": 2},
+    f"Taxonomy_{axis}": {c.name: c.label for c in TABLE if c.axis == axis} for axis in AXES
 }
 _FORMATTED = re.compile(r"^(?P<name>[^()]+)\((?:label|lable): (?P<label>-?\d+)\)$")
 
@@ -72,12 +69,12 @@ def taxonomy_text(axis: str, value: str | None) -> str | None:
     match = _FORMATTED.match(value)
     name = match["name"] if match else value
     labels = TAXONOMY_LABELS[axis]
-    if name == "Others":
-        label = -1
+    if name == OTHERS[0]:
+        label = OTHERS[1]
     elif name in labels:
         label = labels[name]
     else:
-        raise ValueError(f"{axis}: unknown class {name!r}; known: {', '.join([*labels, 'Others'])}")
+        raise ValueError(f"{axis}: unknown class {name!r}; known: {', '.join([*labels, OTHERS[0]])}")
     if match and int(match["label"]) != label:
         raise ValueError(f"{axis}: {value!r} has label {match['label']}, the release uses {label} for {name}")
     return f"{name}(label: {label})"

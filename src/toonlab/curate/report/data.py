@@ -3,8 +3,9 @@ such as `split` and `dup_keep` joined in) plus the run files.
 
 Memory is one shard's metadata at a time, plus O(rows) for the few numeric columns that get histograms (float32
 each) and O(vocabulary) for counts; tags, caption lengths and class counts are computed by pyarrow per record
-batch. The gallery sample is the `gallery_size` shots with the smallest hash of (seed, key): deterministic,
-uniform, and chosen without holding rows; their full rows are read back afterwards from the files that hold them.
+batch. The gallery sample is the `gallery_size` shots with the smallest hash of (seed, key) among
+the shards of `GALLERY_SHARDS` hash-chosen shards: deterministic, chosen without holding rows, and cheap to cut
+thumbnails from; their full rows are read back afterwards from the files that hold them.
 """
 
 from __future__ import annotations
@@ -22,19 +23,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from toonlab.curate.sidecar import read_shard
+from toonlab.curate.taxonomy_table import AXES
 
 # 0-1 (or open-ended) per-shot scores that get a histogram and a gallery filter when an annotator filled them
 SCORE_COLUMNS = ("aesthetic_score", "quality_score", "text_prob", "motion_score")
-TAXONOMY_COLUMNS = (
-    "Taxonomy_Time",
-    "Taxonomy_Venue",
-    "Taxonomy_Media",
-    "Taxonomy_Filming",
-    "Taxonomy_Composition",
-    "Taxonomy_Character",
-)
+TAXONOMY_COLUMNS = tuple(f"Taxonomy_{axis}" for axis in AXES)
 CLASS_COLUMNS = ("timing", "rating", "caption_source", "split", "dup_keep", *TAXONOMY_COLUMNS)
 _NUMERIC = ("key_frame_number", "frame_number", "dynamic_score", "fps", *SCORE_COLUMNS)
+GALLERY_SHARDS = 24  # the gallery samples shots of at most this many shards: its thumbnails need their tar headers
 _READ = ("key", "video_id", "anime_tags", "text_description", *_NUMERIC, *CLASS_COLUMNS)
 
 
@@ -44,6 +40,7 @@ class Summary:
 
     out: Path
     rows: int = 0
+    shards: int = 0
     videos: int = 0
     seconds_of_video: float = 0.0
     values: dict[str, np.ndarray] = field(default_factory=dict)  # numeric column -> non-null values
@@ -52,6 +49,7 @@ class Summary:
     caption_words: np.ndarray | None = None  # words per non-null caption
     missing: list[str] = field(default_factory=list)  # known columns with no value in any row
     gallery: list[dict] = field(default_factory=list)  # full rows of the sampled shots, in key order
+    gallery_shards: int = 0  # shards the gallery sample was drawn from
     stats: dict = field(default_factory=dict)  # _stats.json
     error_groups: list[tuple[str, str, int]] = field(default_factory=list)  # (stage, reason, sources), biggest first
     errors: list[dict] = field(default_factory=list)  # the first error rows
@@ -80,6 +78,8 @@ def _scan(summary: Summary, files: list[Path], gallery_size: int, seed: int) -> 
     videos: set[str] = set()
     present: set[str] = set()
     heap: list[tuple[int, str, Path]] = []  # max-heap on priority via negation: the gallery_size smallest
+    sampled = set(sorted(files, key=lambda p: _priority(seed, p.name))[:GALLERY_SHARDS])
+    summary.gallery_shards = len(sampled)
     for path in files:
         table = read_shard(summary.out, path, list(_READ))  # one shard's rows plus its sidecar columns
         columns = [name for name in _READ if name in table.column_names]
@@ -102,7 +102,7 @@ def _scan(summary: Summary, files: list[Path], gallery_size: int, seed: int) -> 
                 elif name == "text_description":
                     lengths = pc.list_value_length(pc.utf8_split_whitespace(pc.drop_null(column)))
                     words.append(lengths.to_numpy(zero_copy_only=False))
-            for key in batch.column("key").to_pylist():
+            for key in batch.column("key").to_pylist() if path in sampled else ():
                 entry = (-_priority(seed, key), key, path)
                 if len(heap) < gallery_size:
                     heapq.heappush(heap, entry)
@@ -141,7 +141,7 @@ def gather(out: Path | str, gallery_size: int = 240, seed: int = 0, error_rows: 
     """Read a curate output folder into a `Summary` (metadata streamed; see the module docstring)."""
     out = Path(out)
     files = sorted((out / "metadata").glob("*.parquet"))
-    summary = Summary(out)
+    summary = Summary(out, shards=len(files))
     if (out / "_stats.json").exists():
         summary.stats = json.loads((out / "_stats.json").read_text())
     summary.error_groups, summary.errors = _errors(out, error_rows)

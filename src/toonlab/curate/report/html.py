@@ -124,7 +124,7 @@ def _card(row: dict, thumbs: list[Thumb]) -> str:
             f'alt="{escape(row["identifier"])}, frame {cover.frame}">'
         )
     else:
-        image = '<div class="noimg">no keyframe images stored</div>'
+        image = '<div class="noimg">no keyframe image in the shards</div>'
     timing = escape(row.get("timing") or "")
     pills = f'<span class="pill t-{timing}">{timing}</span><span class="pill">dyn {row["dynamic_score"]:.2f}</span>'
     pills += f'<span class="pill">{row["key_frame_number"]} kf / {row["frame_number"]} fr</span>'
@@ -172,6 +172,8 @@ def _gallery(summary: Summary, thumbs: dict[str, list[Thumb]]) -> str:
     )
     cards = "".join(_card(row, thumbs.get(row["key"], [])) for row in rows)
     sample = f"a deterministic sample of {len(rows):,} of {summary.rows:,} shots" if len(rows) < summary.rows else ""
+    if summary.gallery_shards < summary.shards:
+        sample += f" from {summary.gallery_shards} of {summary.shards} shards"
     return (
         f'<section id="gallery"><h2>Keyframe gallery</h2><p class="muted">Middle keyframe of each shot'
         f"{', ' + sample if sample else ''}; click a shot for its keyframe strip and row.</p>"
