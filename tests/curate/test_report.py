@@ -100,6 +100,19 @@ def test_gallery_is_capped_and_deterministic(curated, tmp_path):
     assert len(list((tmp_path / "a" / "thumbs").iterdir())) == 2
 
 
+def test_gallery_draws_from_a_capped_number_of_shards(two_clips, tmp_path, monkeypatch):
+    from toonlab.curate.config import CurateConfig
+    from toonlab.curate.report import data
+
+    out = tmp_path / "out"
+    run_curate([str(c.path) for c in two_clips], out, CurateConfig(shard_max_samples=1))  # one source per shard
+    monkeypatch.setattr(data, "GALLERY_SHARDS", 1)
+    html = build_report(out, tmp_path / "rep").read_text()
+    summary = data.gather(out)
+    assert summary.shards == 2 and len({row["shard"] for row in summary.gallery}) == 1
+    assert "from 1 of 2 shards" in html and summary.rows > len(summary.gallery)
+
+
 def test_cli_report_writes_into_out_by_default(curated, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(curated, out)

@@ -38,6 +38,7 @@ PAPER_TAXONOMY = {  # clip counts over train_full + val + test
     "Taxonomy_Character": {"no_humans": 114_152, "solo": 679_208, "multiple": 443_869, "Others": 104},
 }
 TIMING_ORDER = ("ones", "twos", "threes", "mixed", "still")
+UNIT_SCORES = ("aesthetic_score", "quality_score", "text_prob")  # defined on [0, 1]: plotted on the whole range
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,7 @@ def score_plot(column: str) -> Callable[[Summary, Path], Plot | NotComputed]:
         plt = _plt()
         values = summary.values[column]
         fig, ax = plt.subplots(figsize=(5.2, 3.2))
-        in_unit = values.min() >= 0 and values.max() <= 1
-        ax.hist(values, bins=np.linspace(0, 1, 41) if in_unit else 40, color=OURS)
+        ax.hist(values, bins=np.linspace(0, 1, 41) if column in UNIT_SCORES else 40, color=OURS)
         ax.set_xlabel(column)
         ax.set_ylabel("clips")
         ax.set_title(title)
