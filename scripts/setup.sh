@@ -82,6 +82,11 @@ if [[ $(cat "$PIP_STAMP" 2>/dev/null) != "$pip_hash" ]]; then
   # annotate extra.
   log "pip: rapidocr-onnxruntime (--no-deps)"
   "${PIP[@]}" install -q --no-deps rapidocr-onnxruntime==1.4.4 || die "pip install --no-deps rapidocr-onnxruntime failed"
+  # TTS evaluation judges (the eval extra). Resemblyzer declares webrtcvad, which imports the removed
+  # pkg_resources; webrtcvad-wheels (in the extra) provides the same module, so Resemblyzer goes in --no-deps.
+  log "pip: toonlab[eval] + resemblyzer (--no-deps)"
+  "${PIP[@]}" install -q -e '.[eval]' && "${PIP[@]}" install -q --no-deps resemblyzer==0.1.4 ||
+    die "pip install of the eval extra or resemblyzer failed"
   printf '%s\n' "$pip_hash" >"$PIP_STAMP"
 else
   log "python environment up to date ($VENV)"
@@ -90,4 +95,5 @@ fi
 # --- real media ----------------------------------------------------------------------------------------
 
 PYTHON="$VENV/bin/python" bash "$ROOT/scripts/fetch_media.sh" >/dev/null || die "scripts/fetch_media.sh failed"
+bash "$ROOT/scripts/fetch_speech.sh" || die "scripts/fetch_speech.sh failed" # real speech (~185 MB, ~30 s)
 log "done: $VENV/bin/toonlab; media in ${TOONLAB_MEDIA:-$ROOT/.cache/media}/clips"

@@ -23,6 +23,9 @@ _INSTALL = {
     "safetensors": "annotate",
     "datasets": "data",
     "duckdb": "data",
+    "sklearn": "eval",
+    "pocketsphinx": "eval",
+    "resemblyzer": "eval",
 }
 
 

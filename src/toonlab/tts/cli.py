@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Multi-reference Tacotron: corpus, train, say.", no_args_is_help=True)
+app = typer.Typer(help="Multi-reference Tacotron: corpus, train, say, evaluate, demo.", no_args_is_help=True)
 
 
 @app.command()
@@ -76,3 +76,51 @@ def say(
         raise typer.Exit(2) from exc
     synth.write(result, output)
     typer.echo(f"{output}: {result.seconds:.2f} s of audio, {result.steps} decoder steps")
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run folder or checkpoint file."),
+    corpus: Path = typer.Option(..., "--corpus", help="Corpus folder with held-out (test) utterances."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval)."),
+    cases: int = typer.Option(64, "--cases", help="Crossed cases to synthesise (seeded sample)."),
+    per_cell: int = typer.Option(12, "--per-cell", help="Real utterances per attribute combination for the judges."),
+    seed: int = typer.Option(0, "--seed"),
+    asr: bool = typer.Option(True, "--asr/--no-asr", help="Word error rate with pocketsphinx."),
+) -> None:
+    """Measure speaker/style control, fidelity, WER, length leakage and embedding probes on crossed cases."""
+    from toonlab.tts.evaluate import run_cli
+
+    run_cli(run, corpus, out, cases, per_cell, seed, asr)
+
+
+@app.command()
+def demo(
+    run: Path = typer.Argument(..., help="Run folder or checkpoint file."),
+    corpus: Path = typer.Option(..., "--corpus", help="Corpus folder the references come from."),
+    out: Path = typer.Option(Path("page"), "--out", "-o", help="Page folder (index.html, audio/, img/)."),
+    text: str | None = typer.Option(None, "--text", help="Sentence every clip says (default: a held-out one)."),
+    eval_dir: Path | None = typer.Option(None, "--eval", help="Evaluation folder to show (default: RUN/eval)."),
+) -> None:
+    """Write a static listening page: control grid, interpolation, token weights, evaluation table."""
+    from toonlab.tts.demo import build_demo
+
+    typer.echo(build_demo(run, corpus, out, text=text, eval_dir=eval_dir))
+
+
+@app.command("import-corpus")
+def import_corpus(
+    kind: str = typer.Argument(..., help="Layout: ljspeech, vctk, esd, hedgewars, fillets."),
+    src: Path = typer.Argument(..., help="Folder holding the corpus (or the unpacked Debian package)."),
+    out: Path = typer.Argument(..., help="Corpus folder to write (manifest.jsonl, corpus.json)."),
+    test_frac: float = typer.Option(0.1, "--test-frac", help="Share of sentences held out."),
+) -> None:
+    """Turn a real corpus layout into a manifest (audio stays in place)."""
+    from toonlab.tts.corpora import import_corpus as run_import
+
+    try:
+        path = run_import(kind, src, out, test_frac)
+    except ValueError as exc:  # ManifestError included
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(path)

@@ -144,6 +144,18 @@ def _tiny_gst() -> Config:
     )
 
 
+def _tiny_multi() -> Config:
+    """Baseline: two sub-encoders with their losses, each fed the target itself (no intercross)."""
+    tiny = _tiny()
+    return replace(tiny, name="tiny-multi", train=replace(tiny.train, sampler="self"))
+
+
+def _tiny_adv() -> Config:
+    """The paper's model plus gradient-reversal adversaries (Whitehill et al. 2019); weight 0.5 is our choice."""
+    tiny = _tiny()
+    return replace(tiny, name="tiny-adv", loss=replace(tiny.loss, adversarial_weight=0.5))
+
+
 def _base() -> Config:
     return Config(
         name="base",
@@ -200,11 +212,19 @@ def _micro() -> Config:
     )
 
 
-CONFIGS = {"micro": _micro, "tiny": _tiny, "tiny-gst": _tiny_gst, "base": _base, "base-gst": _base_gst}
+CONFIGS = {
+    "micro": _micro,
+    "tiny": _tiny,
+    "tiny-gst": _tiny_gst,
+    "tiny-multi": _tiny_multi,
+    "tiny-adv": _tiny_adv,
+    "base": _base,
+    "base-gst": _base_gst,
+}
 
 
 def get_config(name: str) -> Config:
-    """A named config: micro (tests), tiny, tiny-gst, base, base-gst."""
+    """A named config: micro (tests), tiny, tiny-gst, tiny-multi, tiny-adv, base, base-gst."""
     try:
         return CONFIGS[name]()
     except KeyError:

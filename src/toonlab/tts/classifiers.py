@@ -1,0 +1,123 @@
+"""The judges of a TTS evaluation: a speaker encoder, attribute classifiers trained on real audio, a recogniser,
+and cross-validated probes on model embeddings.
+
+- `SpeakerEncoder`: Resemblyzer's GE2E encoder (its weights ship inside the wheel; nothing is downloaded), 256-d,
+  L2-normalised utterance embeddings.
+- `NearestCentroid`: class centroids of L2-normalised embeddings; predicts the class of highest cosine.
+- `FeatureClassifier`: standardised features -> multinomial logistic regression (scikit-learn).
+- `Recogniser`: pocketsphinx with its bundled en-us acoustic model, language model and dictionary.
+- `probe_accuracy`: stratified k-fold accuracy of a logistic regression from embeddings to labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from toonlab.extras import require
+
+
+class SpeakerEncoder:
+    """GE2E speaker embeddings (Resemblyzer, CPU)."""
+
+    def __init__(self) -> None:
+        resemblyzer = require("resemblyzer")
+        self._preprocess = resemblyzer.preprocess_wav
+        self.encoder = resemblyzer.VoiceEncoder("cpu", verbose=False)
+
+    def embed(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        """(samples,) float waveform -> (256,) unit-norm embedding. Resemblyzer's VAD trimming is skipped when it
+        would leave less than 0.3 s (short or vocoded clips)."""
+        wav = np.asarray(wav, dtype=np.float32)
+        processed = self._preprocess(wav, source_sr=sample_rate)
+        if len(processed) < 0.3 * 16000:
+            librosa = require("librosa")
+            processed = librosa.resample(wav, orig_sr=sample_rate, target_sr=16000) if sample_rate != 16000 else wav
+            processed = processed / max(float(np.abs(processed).max()), 1e-4) * 0.5
+            processed = np.pad(processed, (0, max(0, 16000 - len(processed))))
+        return np.asarray(self.encoder.embed_utterance(processed), dtype=np.float64)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class NearestCentroid:
+    """Cosine nearest-centroid classifier over embeddings (the speaker judge)."""
+
+    def __init__(self, embeddings: np.ndarray, labels: Sequence[str]) -> None:
+        self.classes = sorted(set(labels))
+        x = _unit(np.asarray(embeddings, float))
+        y = np.asarray(labels)
+        self.centroids = _unit(np.stack([x[y == c].mean(0) for c in self.classes]))  # (C, D)
+
+    def centroid(self, label: str) -> np.ndarray:
+        return self.centroids[self.classes.index(label)]
+
+    def cosines(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N, D) -> (N, C) cosine to each class centroid."""
+        return _unit(np.atleast_2d(embeddings)) @ self.centroids.T
+
+    def predict(self, embeddings: np.ndarray) -> list[str]:
+        return [self.classes[i] for i in self.cosines(embeddings).argmax(1)]
+
+
+class FeatureClassifier:
+    """Standardised features -> logistic regression (the judge of non-speaker attributes such as style)."""
+
+    def __init__(self, features: np.ndarray, labels: Sequence[str], c: float = 1.0, seed: int = 0) -> None:
+        pipeline = require("sklearn.pipeline")
+        preprocessing = require("sklearn.preprocessing")
+        linear = require("sklearn.linear_model")
+        self.model = pipeline.make_pipeline(
+            preprocessing.StandardScaler(), linear.LogisticRegression(C=c, max_iter=3000, random_state=seed)
+        )
+        self.model.fit(np.asarray(features, float), list(labels))
+        self.classes = [str(c) for c in self.model.classes_]
+
+    def predict(self, features: np.ndarray) -> list[str]:
+        return [str(p) for p in self.model.predict(np.atleast_2d(features))]
+
+
+def accuracy(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    return float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)])) if truth else float("nan")
+
+
+def probe_accuracy(embeddings: np.ndarray, labels: Sequence[str], folds: int = 5, seed: int = 0) -> dict[str, float]:
+    """Stratified k-fold accuracy of logistic regression embeddings -> labels, with the majority-class rate
+    as chance (folds shrink to the smallest class size)."""
+    model_selection = require("sklearn.model_selection")
+    labels = np.asarray(labels)
+    _, counts = np.unique(labels, return_counts=True)
+    chance = float(counts.max() / counts.sum())
+    k = int(min(folds, counts.min()))
+    if len(counts) < 2 or k < 2:
+        return {"accuracy": float("nan"), "chance": chance, "folds": 0}
+    splitter = model_selection.StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    hits = []
+    for train, test in splitter.split(embeddings, labels):
+        clf = FeatureClassifier(embeddings[train], labels[train], seed=seed)
+        hits.extend(p == t for p, t in zip(clf.predict(embeddings[test]), labels[test], strict=True))
+    return {"accuracy": float(np.mean(hits)), "chance": chance, "folds": k}
+
+
+class Recogniser:
+    """Offline English ASR (pocketsphinx 5, bundled en-us model) on 16 kHz audio."""
+
+    sample_rate = 16000
+
+    def __init__(self) -> None:
+        pocketsphinx = require("pocketsphinx")
+        self.decoder = pocketsphinx.Decoder(samprate=self.sample_rate, loglevel="FATAL")
+
+    def transcribe(self, wav: np.ndarray, sample_rate: int) -> str:
+        wav = np.asarray(wav, dtype=np.float32)
+        if sample_rate != self.sample_rate:
+            wav = require("librosa").resample(wav, orig_sr=sample_rate, target_sr=self.sample_rate)
+        pcm = (np.clip(wav, -1, 1) * 32767).astype(np.int16).tobytes()
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm, full_utt=True)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        return hyp.hypstr if hyp is not None else ""
