@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--max-shots", type=int, default=0, help="time annotators on at most this many shots")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=132)  # one line per row, also when piped
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "spool").mkdir()
