@@ -7,8 +7,11 @@ import pyarrow.dataset as ds
 import pytest
 
 from toonlab.curate import annotate
+from toonlab.curate.analyze import AnalyzeStage, ImageEncoder
+from toonlab.curate.annotate.base import ShotView, evenly_spaced
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.pipeline import run_curate
+from toonlab.curate.records import VideoRef
 from toonlab.curate.write import dataset_schema
 
 
@@ -68,3 +71,21 @@ def test_config_rejects_unknown_annotator_and_metadata_only(registered):
         CurateConfig(annotate=("nope",))
     with pytest.raises(ValueError, match="need keyframe images"):
         CurateConfig(annotate=("brightness",), image_format="none")
+
+
+def test_evenly_spaced():
+    assert evenly_spaced(10, 4) == [0, 3, 6, 9]
+    assert evenly_spaced(3, 4) == [0, 1, 2] and evenly_spaced(1, 3) == [0]
+    assert evenly_spaced(10, 1) == [5]
+
+
+def test_shot_view_decodes_only_requested_keyframes(tmp_path, two_clips):
+    clip = two_clips[0]
+    result = AnalyzeStage(0.95, 18, "animation", ImageEncoder(), tmp_path).process(VideoRef(str(clip.path), clip.path))
+    view = ShotView(result, 0)
+    picked = view.images([0, view.n_keyframes - 1])
+    assert set(view._decoded) == {0, view.n_keyframes - 1}
+    assert picked[0].shape == (clip.height, clip.width, 3)
+    everything = view.images()
+    assert len(everything) == view.n_keyframes == len(clip.keyframes[0])
+    assert everything[0] is picked[0]  # cached, not decoded twice

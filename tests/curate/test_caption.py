@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from toonlab.curate.annotate.base import ShotView
-from toonlab.curate.annotate.caption import CaptionAnnotator, evenly_spaced
+from toonlab.curate.annotate.caption import CaptionAnnotator
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.pipeline import run_curate
 from toonlab.curate.records import Probe, Shot, SourceResult, VideoRef
@@ -46,10 +46,6 @@ def make_view(tmp_path, n_keyframes: int = 6, annotations: dict | None = None) -
         images,
     )
     return ShotView(result, 0, dict(annotations or {}))
-
-
-def test_evenly_spaced():
-    assert evenly_spaced(10, 4) == [0, 3, 6, 9] and evenly_spaced(3, 4) == [0, 1, 2] and evenly_spaced(1, 4) == [0]
 
 
 def test_template_uses_what_earlier_annotators_filled(tmp_path):

@@ -60,7 +60,7 @@ def view_of(images: list[np.ndarray], fps: int = 24, probe_size: tuple[int, int]
     probe = Probe("h264", width, height, Fraction(fps), len(images), 0, "0" * 64)
     shot = Shot(0, len(images), tuple(range(len(images))))
     result = SourceResult(VideoRef("mem", Path("mem.mp4")), "mem", probe, [shot], Path("/nonexistent"), {})
-    return ShotView(result, 0, _images=list(images))
+    return ShotView(result, 0, _decoded=dict(enumerate(images)))
 
 
 @pytest.fixture(scope="session")

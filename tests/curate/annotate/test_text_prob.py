@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toonlab.curate.annotate.text_prob import TextProbAnnotator, spread
+from toonlab.curate.annotate.text_prob import TextProbAnnotator
 
 pytest.importorskip("rapidocr_onnxruntime")
 cv2 = pytest.importorskip("cv2")
@@ -25,13 +25,6 @@ def with_caption(image: np.ndarray, text: str) -> np.ndarray:
     cv2.rectangle(image, (w // 10, int(h * 0.75)), (w * 9 // 10, int(h * 0.92)), (255, 255, 255), -1)
     cv2.putText(image, text, (w // 8, int(h * 0.88)), cv2.FONT_HERSHEY_SIMPLEX, h / 400, (0, 0, 0), max(1, h // 180))
     return image
-
-
-def test_spread():
-    assert spread(1, 3) == [0]
-    assert spread(10, 3) == [0, 4, 9] or spread(10, 3) == [0, 5, 9]
-    assert spread(10, 1) == [5]
-    assert spread(4, 8) == [0, 1, 2, 3]
 
 
 def test_text_found_and_absent(annotator, draw, make_view):

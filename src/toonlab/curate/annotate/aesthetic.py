@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from toonlab.curate.annotate.base import ShotView
-from toonlab.curate.annotate.text_prob import spread
+from toonlab.curate.annotate.base import ShotView, evenly_spaced
 from toonlab.extras import require
 
 
@@ -126,6 +125,5 @@ class AestheticAnnotator:
         return x[:, 0].numpy().astype(np.float64)
 
     def annotate(self, view: ShotView) -> dict[str, Any]:
-        images = view.images()
-        raw = float(self.raw_scores([images[i] for i in spread(len(images), self.frames)]).mean())
+        raw = float(self.raw_scores(view.images(evenly_spaced(view.n_keyframes, self.frames))).mean())
         return {"aesthetic_score": float(np.clip((raw - 1.0) / 9.0, 0.0, 1.0)), "aesthetic_raw": raw}

@@ -20,6 +20,16 @@ from toonlab.curate.records import Shot, SourceResult
 from toonlab.extras import require
 
 
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """`k` evenly spaced indices into `n` items, first and last included (all of them when n <= k; the middle
+    one when k == 1)."""
+    if n <= k:
+        return list(range(n))
+    if k == 1:
+        return [n // 2]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
 @dataclass
 class ShotView:
     """What an annotator sees of one shot."""
@@ -27,7 +37,7 @@ class ShotView:
     result: SourceResult
     position: int  # index of the shot in result.shots
     annotations: dict[str, Any] = field(default_factory=dict)  # columns filled so far for this shot
-    _images: list[np.ndarray] | None = None
+    _decoded: dict[int, np.ndarray] = field(default_factory=dict)  # keyframe position -> RGB image
 
     @property
     def shot(self) -> Shot:
@@ -37,21 +47,28 @@ class ShotView:
     def fps(self) -> float:
         return float(self.result.probe.fps)
 
-    def images(self) -> list[np.ndarray]:
-        """The shot's keyframes as (H, W, 3) uint8 RGB, in frame order (decoded once, then cached)."""
-        if self._images is None:
+    @property
+    def n_keyframes(self) -> int:
+        return len(self.shot.keyframes)
+
+    def images(self, positions: Sequence[int] | None = None) -> list[np.ndarray]:
+        """Keyframes as (H, W, 3) uint8 RGB, in the order given by `positions` (indices into the shot's keyframes;
+        all of them when None). Each is decoded from the spool once, on first use, and cached: annotators that
+        look at a few keyframes decode only those."""
+        positions = range(self.n_keyframes) if positions is None else positions
+        missing = [p for p in dict.fromkeys(positions) if p not in self._decoded]
+        if missing:
             cv2 = require("cv2")
-            blobs = [self.result.images[i] for i in self.shot.keyframes if i in self.result.images]
-            if not blobs:
+            frames = [self.shot.keyframes[p] for p in missing]
+            if any(f not in self.result.images for f in frames):
                 raise ValueError("no keyframe images were kept (--image-format none); annotators need them")
             with open(self.result.spool, "rb") as spool:
-                decoded = []
-                for blob in blobs:
+                for p, frame in zip(missing, frames, strict=True):
+                    blob = self.result.images[frame]
                     spool.seek(blob.offset)
                     buf = np.frombuffer(spool.read(blob.size), np.uint8)
-                    decoded.append(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
-            self._images = decoded
-        return self._images
+                    self._decoded[p] = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        return [self._decoded[p] for p in positions]
 
 
 class Annotator(Protocol):

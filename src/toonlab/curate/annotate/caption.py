@@ -18,18 +18,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from toonlab.curate.annotate.base import ShotView
+from toonlab.curate.annotate.base import ShotView, evenly_spaced
 from toonlab.curate.annotate.caption_backends import BACKENDS, CaptionContext, CaptionError
 from toonlab.curate.annotate.taxonomy import classify, tag_confidences
 from toonlab.curate.keyframes import timing_label
 from toonlab.curate.taxonomy_table import AXES
-
-
-def evenly_spaced(n: int, k: int) -> list[int]:
-    """k indices spread over range(n), first and last included (all of them when n <= k)."""
-    if n <= k:
-        return list(range(n))
-    return sorted({int(round(x)) for x in np.linspace(0, n - 1, k)})
 
 
 def shot_context(view: ShotView) -> CaptionContext:
@@ -89,8 +82,7 @@ class CaptionAnnotator:
         context = shot_context(view)
         images: list[np.ndarray] = []
         if self.backend.needs_images:
-            every = view.images()
-            images = [every[i] for i in evenly_spaced(len(every), self.frames)]
+            images = view.images(evenly_spaced(view.n_keyframes, self.frames))
         row: dict[str, Any] = {"caption_source": self.backend.source}
         try:
             caption = self.backend.caption(images, context)

@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from toonlab.curate.annotate.base import ShotView
-from toonlab.curate.annotate.text_prob import spread
+from toonlab.curate.annotate.base import ShotView, evenly_spaced
 from toonlab.extras import require
 
 TEXTURE = 40.0  # Sobel gradient magnitude (grey levels per pixel, x4 kernel gain) above which flow is trusted
@@ -105,11 +104,11 @@ class MotionAnnotator:
         return magnitude(flow), magnitude(camera), magnitude(flow - camera)
 
     def annotate(self, view: ShotView) -> dict[str, Any]:
-        images = view.images()
-        if len(images) < 2:
+        if view.n_keyframes < 2:
             return {"motion_score": 0.0, "camera_motion": 0.0, "character_motion": 0.0}
-        starts = spread(len(images) - 1, self.max_pairs)  # pair i = keyframes (i, i + 1)
-        greys = {i: self._grey(images[i]) for i in {*starts, *(s + 1 for s in starts)}}
+        starts = evenly_spaced(view.n_keyframes - 1, self.max_pairs)  # pair i = keyframes (i, i + 1)
+        needed = sorted({*starts, *(s + 1 for s in starts)})
+        greys = {i: self._grey(image) for i, image in zip(needed, view.images(needed), strict=True)}
         totals = np.array([self.pair(greys[i], greys[i + 1]) for i in starts])  # (pairs, 3)
         total, camera, character = totals.mean(axis=0)
         return {"motion_score": float(total), "camera_motion": float(camera), "character_motion": float(character)}

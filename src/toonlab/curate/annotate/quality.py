@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from toonlab.curate.annotate.base import ShotView
-from toonlab.curate.annotate.text_prob import spread
+from toonlab.curate.annotate.base import ShotView, evenly_spaced
 from toonlab.extras import require
 
 DARK = 24  # luma below this counts as black (video black is 16)
@@ -102,8 +101,8 @@ class QualityAnnotator:
 
     def annotate(self, view: ShotView) -> dict[str, Any]:
         cv2 = require("cv2")
-        images = view.images()
-        greys = [cv2.cvtColor(images[i], cv2.COLOR_RGB2GRAY) for i in spread(len(images), self.frames)]
+        images = view.images(evenly_spaced(view.n_keyframes, self.frames))
+        greys = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in images]
         blank = [float(g.std()) < FLAT_STD for g in greys]
         black = [b and float(g.mean()) < DARK for g, b in zip(greys, blank, strict=True)]
         content = [g for g, b in zip(greys, blank, strict=True) if not b]

@@ -25,8 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from toonlab.curate.annotate.aesthetic import file_sha8
-from toonlab.curate.annotate.base import ShotView
-from toonlab.curate.annotate.text_prob import spread
+from toonlab.curate.annotate.base import ShotView, evenly_spaced
 from toonlab.extras import require
 
 RATING, GENERAL, CHARACTER = 9, 0, 4
@@ -124,8 +123,7 @@ class TaggerAnnotator:
         ).astype(np.float64)
 
     def annotate(self, view: ShotView) -> dict[str, Any]:
-        images = view.images()
-        probs = self.probabilities([images[i] for i in spread(len(images), self.frames)])  # (N, T)
+        probs = self.probabilities(view.images(evenly_spaced(view.n_keyframes, self.frames)))  # (N, T)
         mean = probs.mean(axis=0)  # (T,)
         thresholds = np.array([self.thresholds.get(int(c), np.inf) for c in self.categories])  # rating rows: never
         passed = (probs >= thresholds).sum(axis=0)  # (T,) frames where each tag passed

@@ -21,17 +21,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from toonlab.curate.annotate.base import ShotView
+from toonlab.curate.annotate.base import ShotView, evenly_spaced
 from toonlab.extras import require
-
-
-def spread(n: int, k: int) -> list[int]:
-    """`k` evenly spaced indices into `n` items, first and last included (all of them when n <= k)."""
-    if n <= k:
-        return list(range(n))
-    if k == 1:
-        return [n // 2]
-    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
 class TextProbAnnotator:
@@ -96,10 +87,9 @@ class TextProbAnnotator:
         return prob, float(mask.mean()), texts
 
     def annotate(self, view: ShotView) -> dict[str, Any]:
-        images = view.images()
         probs, areas, texts = [], [], []
-        for i in spread(len(images), self.frames):
-            prob, area, strings = self.read(images[i])
+        for image in view.images(evenly_spaced(view.n_keyframes, self.frames)):
+            prob, area, strings = self.read(image)
             probs.append(prob)
             areas.append(area)
             texts.extend(s for s in strings if s not in texts)
