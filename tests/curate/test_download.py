@@ -25,6 +25,7 @@ from toonlab.curate.download import (
 )
 from toonlab.curate.pipeline import run_curate
 
+JITTER = 0.04  # seconds: the server stamps a request when its handler thread runs, late on a busy machine
 FAST = DownloadConfig(timeout=0.4, retries=2, backoff=0.01, backoff_max=0.05, host_delay=0.0, max_bytes=5_000_000)
 
 
@@ -124,7 +125,7 @@ def test_host_delay_across_threads(tmp_path, server, media):
     times = server.times()
     assert len(times) == 4
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert min(gaps) >= 0.9 * delay, gaps
+    assert min(gaps) >= delay - JITTER, gaps
 
 
 def test_stale_parts_of_dead_processes_are_removed(tmp_path):
@@ -162,7 +163,7 @@ def test_bad_urls_become_error_rows_and_good_ones_succeed(tmp_path, server, medi
         urls[name] = path if "://" in path else server.url(path)
     listing = tmp_path / "urls.txt"
     listing.write_text("# test list\n\n" + "\n".join(urls.values()) + "\n")
-    download = DownloadConfig(timeout=0.3, retries=2, backoff=0.01, backoff_max=0.05, host_delay=0.05)
+    download = DownloadConfig(timeout=0.3, retries=2, backoff=0.01, backoff_max=0.05, host_delay=0.1)
     config = CurateConfig(download=download, download_cache=str(tmp_path / "cache"))
     stats = run_curate([str(listing)], tmp_path / "out", config, workers=2)
 
@@ -194,7 +195,7 @@ def test_bad_urls_become_error_rows_and_good_ones_succeed(tmp_path, server, medi
     assert "download" in stats["stage_seconds"]
 
     gaps = [y - x for x, y in zip(server.times(), server.times()[1:], strict=False)]
-    assert min(gaps) >= 0.9 * download.host_delay, gaps
+    assert min(gaps) >= download.host_delay - JITTER, gaps
 
     before = len(server.log)
     again = run_curate([str(listing)], tmp_path / "out2", config, workers=1)

@@ -4,6 +4,7 @@ failed source and the run goes on."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from http_media import MediaServer, Route
 
 from toonlab.curate import annotate
 from toonlab.curate.analyze import Resources
@@ -68,7 +70,11 @@ def both_runs(tmp_path_factory, two_clips):
     crash = write_clip(folder / "crash.mp4", [ShotSpec(30, 2, seed=51)], size=(160, 120))
     broken = folder / "broken.mkv"
     broken.write_bytes(b"\x1a\x45\xdf\xa3" + b"\x00" * 4000)
-    inputs = [str(c.path) for c in two_clips] + [str(crash.path), str(broken)]
+    served = write_clip(folder / "served.mp4", [ShotSpec(20, 1, seed=52), ShotSpec(24, 2, seed=53)], size=(160, 120))
+    body = served.path.read_bytes()
+    server = MediaServer().__enter__()  # a remote source too, so the download stage runs on its own actors
+    url = server.add(f"/data/{hashlib.md5(body).hexdigest()}.mp4", Route(body))
+    inputs = [str(c.path) for c in two_clips] + [str(crash.path), str(broken), url]
     registry = {**annotate.REGISTRY, "killer": KillsItsWorker}
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
     out_local, out_ray = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("ray")
@@ -79,6 +85,7 @@ def both_runs(tmp_path_factory, two_clips):
         local = run_curate(inputs, out_local, config, workers=2)
         remote = run_curate(inputs, out_ray, config, workers=2, executor="ray")
     finally:
+        server.__exit__()
         annotate.REGISTRY.clear()
         annotate.REGISTRY.update(saved)
         ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
@@ -90,7 +97,8 @@ def test_same_rows_as_local(both_runs, two_clips):
     (out_local, _), (out_ray, _), _ = both_runs
     rows = _rows(out_ray)
     assert rows == _rows(out_local)
-    assert len(rows) == sum(len(c.shot_ranges) for c in two_clips) and all(r["killer_ok"] for r in rows)
+    assert len(rows) == sum(len(c.shot_ranges) for c in two_clips) + 2 and all(r["killer_ok"] for r in rows)
+    assert sum(r["url_link"].startswith("http://127.0.0.1") for r in rows) == 2
     with_keys = {p.name for p in (out_ray / "shards").glob("*.tar")}
     assert len(with_keys) >= 2  # several shards from one streamed run
 

@@ -9,14 +9,18 @@ Mapping (the executor maps, it does not fork the logic):
   its own group). Each group is one `Dataset.map` over a fixed actor pool of `workers` actors with that group's
   `num_cpus`/`num_gpus`, so `setup()` runs once per actor, as in a local worker process. A network-bound group
   gets no more actors than the remote hosts have connection slots (downloads to one host are serialised and
-  paced anyway; the per-host lock files live in the download cache, so the pacing holds per machine);
+  paced anyway; the per-host lock files live in the download cache, so the pacing holds per machine), and none
+  when no source is remote;
 * rows carry a pickled `InFlight` (the source, what the stages made of it so far, download seconds) from group
   to group and back to the driver; never decoded frames. A source that failed in a stage is an error record that
   later groups pass through;
-* one source per block and one task in flight per actor: an actor that dies (a decoder segfault, the OOM killer)
-  loses only the source it was working on. Ray restarts the actor (`max_restarts=-1`) but does not retry the
-  task (`max_task_retries=0`: a source that kills its worker would kill the next one too); the block is dropped
-  (`DataContext.max_errored_blocks=-1`) and the driver records the source as failed in stage "worker".
+* one source per block, two tasks in flight per actor (the next source waits at the actor, hiding the
+  scheduling round trip). An actor that dies (a decoder segfault, the OOM killer) loses the source it was working
+  on and the one queued behind it: Ray restarts the actor (`max_restarts=-1`) but does not retry the tasks
+  (`max_task_retries=0`: a source that kills its worker would kill the next one too), the blocks are dropped
+  (`DataContext.max_errored_blocks=-1`) and the run goes on. The lost sources are then run again with one task in
+  flight per actor, so each is alone in its worker: the innocent ones come back, and a source that kills its
+  worker again is recorded as failed in stage "worker" (the local executor's rule).
 
 Files: workers write each source's encoded keyframes to a spool file under `OUT/_spool` and downloads to the
 cache (`OUT/_downloads` by default); the writer in the driver reads the spool files. On a multi-node cluster OUT
@@ -104,28 +108,51 @@ class RayExecutor:
 
     def _run(self, ray, config, refs, spool_dir, build_pipeline, InFlight):  # noqa: N803 - a class passed in
         context = ray.data.DataContext.get_current()
-        context.max_errored_blocks = -1  # a dead worker's block is dropped, recorded below, and the run goes on
-        context.enable_progress_bars = False  # the CLI shows per-source progress from the results stream
-        context.print_on_execution_start = False
+        settings = {
+            "max_errored_blocks": -1,  # a dead worker's block is dropped, handled below, and the run goes on
+            "enable_progress_bars": False,  # the CLI shows per-source progress from the results stream
+            "print_on_execution_start": False,
+        }
+        saved = {name: getattr(context, name) for name in settings}
+        for name, value in settings.items():
+            setattr(context, name, value)
         logging.getLogger("ray.data").setLevel(logging.WARNING)
+        try:
+            yield from self._rounds(ray, config, refs, spool_dir, build_pipeline, InFlight)
+        finally:
+            for name, value in saved.items():
+                setattr(context, name, value)
+
+    def _rounds(self, ray, config, refs, spool_dir, build_pipeline, InFlight):  # noqa: N803
         pipeline = build_pipeline(config, spool_dir, decoder_threads=1)  # one decoder thread per declared CPU
+        indexed = list(enumerate(refs))
+        lost = yield from self._round(ray, config, pipeline, InFlight, indexed, in_flight=2)
+        if lost:  # each again alone in its worker: only a source that kills its worker again fails
+            lost = yield from self._round(ray, config, pipeline, InFlight, lost, in_flight=1)
+        for _, ref in lost:
+            yield SourceError(ref.source, "worker", _LOST)
+
+    def _round(self, ray, config, pipeline, InFlight, indexed, in_flight: int):  # noqa: N803
+        """Run `indexed` (index, ref) pairs through the stage groups; yield outcomes; return the lost pairs."""
         rows = [
             {"index": i, "state": pickle.dumps(InFlight(ref, ref), protocol=pickle.HIGHEST_PROTOCOL)}
-            for i, ref in enumerate(refs)
+            for i, ref in indexed
         ]
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))  # one source per block
-        hosts = {urllib.parse.urlsplit(ref.url).netloc for ref in refs if ref.url}
+        hosts = {urllib.parse.urlsplit(ref.url).netloc for _, ref in indexed if ref.url}
         for start, end in stage_groups(pipeline.stages):
             resources = pipeline.stages[start].resources
             actors = self.workers
             if resources.network:  # more than the hosts' connection slots would only wait on the host locks
-                actors = min(self.workers, max(1, len(hosts) * config.download.connections_per_host))
+                if not hosts:  # no remote source: the download stage would pass every row through untouched
+                    continue
+                actors = min(self.workers, len(hosts) * config.download.connections_per_host)
             with warnings.catch_warnings():  # the retry settings have no named parameter yet (ray 2.60)
                 warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
                 dataset = dataset.map(
                     _StageGroup,
                     fn_constructor_args=(pipeline, start, end),
-                    compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
+                    compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=in_flight),
                     num_cpus=resources.cpus,
                     num_gpus=resources.gpus or None,
                     max_restarts=-1,
@@ -135,6 +162,4 @@ class RayExecutor:
         for row in dataset.iter_rows():
             returned.add(row["index"])
             yield pipeline.finish(pickle.loads(row["state"]))
-        for i, ref in enumerate(refs):
-            if i not in returned:
-                yield SourceError(ref.source, "worker", _LOST)
+        return [(i, ref) for i, ref in indexed if i not in returned]
