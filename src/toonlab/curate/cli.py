@@ -46,7 +46,7 @@ def curate(
     ] = None,
     executor: Annotated[str, typer.Option(help="local (process pool) or ray (Ray Data).")] = "local",
     ray_address: Annotated[
-        str | None, typer.Option(help="Ray cluster address (e.g. auto or ray://head:10001); default: local Ray.")
+        str | None, typer.Option(help="Ray cluster to join (auto, or HEAD_IP:6379); default: a private local Ray.")
     ] = None,
     shard_samples: Annotated[int, typer.Option(help="Samples (shots) per shard at most.")] = 2000,
     download_cache: Annotated[
