@@ -13,7 +13,8 @@ Judges (`toonlab.tts.classifiers`), all built from real corpus audio:
 - every other attribute: logistic regression on prosodic and mel statistics (`metrics.style_features`), trained on
   the training split and scored on the held-out split (its own accuracy is reported);
 - fidelity: MCD (DTW) and F0 RMSE against T, next to the vocoder floor (T's own mel through the same vocoder);
-- intelligibility: pocketsphinx WER of the outputs next to the WER of the real recordings T;
+- the same judges on that vocoded T: what they can see through the vocoder at best (the output's ceiling);
+- intelligibility: pocketsphinx WER of the outputs next to the WER of the real recordings T (and vocoded T);
 - length leakage: correlation of output duration with each reference's duration, raw and with T's duration
   partialled out (T's duration carries the sentence length and the legitimate rate of the target style);
 - probes: each sub-encoder's embedding of held-out real utterances -> each attribute, cross-validated.
@@ -161,6 +162,17 @@ class Judges:
     n_train: int
     n_held_out: int
 
+    def judge(
+        self, wav: np.ndarray, mel: np.ndarray, text: str, encoder: SpeakerEncoder, params: AudioParams
+    ) -> tuple[dict[str, str], np.ndarray]:
+        """One clip -> ({attribute: judged value}, its (256,) speaker embedding)."""
+        emb = encoder.embed(wav, params.sample_rate)
+        labels = {SPEAKER: self.speaker.predict(emb[None])[0]} if self.speaker is not None else {}
+        if self.classifiers:
+            feats = style_features(wav, mel, text, params.sample_rate, params.hop_length)[None]
+            labels.update({attr: clf.predict(feats)[0] for attr, clf in self.classifiers.items()})
+        return labels, emb
+
 
 def build_judges(real: RealAudio, per_cell: int, seed: int) -> Judges:
     """Speaker centroids and attribute classifiers from the training split; their accuracy on held-out audio."""
@@ -282,12 +294,14 @@ def evaluate(
         mel = mel_spectrogram(result.wav, params).numpy()
         real_wav = load_wav(t.audio, params.sample_rate)
         real_mel = mel_spectrogram(real_wav, params)
-        floor_wav = synth.vocoder(real_mel)
+        floor_wav = synth.vocoder(real_mel)  # the real target through the same vocoder: what the judges can see
+        floor_mel = mel_spectrogram(floor_wav, params).numpy()
         d, path = mcd(real_mel.numpy(), mel)
-        floor, _ = mcd(real_mel.numpy(), mel_spectrogram(floor_wav, params).numpy())
+        floor, _ = mcd(real_mel.numpy(), floor_mel)
         f0_real = f0_track(real_wav.numpy(), params.sample_rate, params.hop_length)
         f0_syn = f0_track(wav, params.sample_rate, params.hop_length)
-        emb = encoder.embed(wav, params.sample_rate)
+        judged, emb = judges.judge(wav, mel, t.text, encoder, params)
+        judged_vocoded, _ = judges.judge(floor_wav.numpy(), floor_mel, t.text, encoder, params)
         row: dict[str, Any] = {
             "case": k,
             "target": t.id,
@@ -302,23 +316,20 @@ def evaluate(
             "mcd_vocoder_floor": floor,
             "f0_rmse": f0_rmse(f0_real, f0_syn, path),
             "truth": {a: t.attrs[a] for a in corpus.attributes},
-            "judged": {},
+            "judged": judged,
+            "judged_vocoded_target": judged_vocoded,
         }
         if judges.speaker is not None:  # cosine to A (and its speaker) vs to the other reference (and its speaker)
-            row["judged"][SPEAKER] = judges.speaker.predict(emb[None])[0]
             row["cos_speaker_ref"] = float(emb @ real.features(case.references[SPEAKER])["speaker"].numpy())
             row["cos_target_speaker_centroid"] = float(emb @ judges.speaker.centroid(t.attrs[SPEAKER]))
             other = next((u for a, u in case.references.items() if a != SPEAKER), None)
             if other is not None:
                 row["cos_other_ref"] = float(emb @ real.features(other)["speaker"].numpy())
                 row["cos_other_speaker_centroid"] = float(emb @ judges.speaker.centroid(other.attrs[SPEAKER]))
-        if judges.classifiers:
-            feats = style_features(wav, mel, t.text, params.sample_rate, params.hop_length)
-            for attr, clf in judges.classifiers.items():
-                row["judged"][attr] = clf.predict(feats[None])[0]
         if recogniser is not None:
             row["asr"] = recogniser.transcribe(wav, params.sample_rate)
             row["asr_real"] = real.transcript(t, recogniser)
+            row["asr_vocoded_target"] = recogniser.transcribe(floor_wav.numpy(), params.sample_rate)
         rows.append(row)
     real.save()
     with (out / "cases.jsonl").open("w") as f:
@@ -353,6 +364,7 @@ def summarise(
         control[attr] = {
             "accuracy": accuracy(truth, judged),
             "judge_held_out_accuracy": judges.held_out_accuracy.get(attr),
+            "vocoded_target_accuracy": accuracy(truth, [r["judged_vocoded_target"][attr] for r in rows]),
             "chance": 1.0 / len(classes),
             "confusion": png.name,
         }
@@ -391,6 +403,7 @@ def summarise(
         report["intelligibility"] = {
             "wer": word_error_rate([r["text"] for r in rows], [r["asr"] for r in rows]),
             "wer_real": word_error_rate([r["text"] for r in rows], [r["asr_real"] for r in rows]),
+            "wer_vocoded_real": word_error_rate([r["text"] for r in rows], [r["asr_vocoded_target"] for r in rows]),
         }
     return report
 
@@ -411,11 +424,14 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{report['cases']} crossed cases on held-out sentences; model sub-encoders: "
         f"{', '.join(report['model_attributes'])}; corpus {report['corpus']}.",
         "",
-        "| control | accuracy on outputs | chance | judge on held-out real audio |",
-        "|---|---|---|---|",
+        "| control | accuracy on outputs | chance | judge on held-out real audio | judge on vocoded real targets |",
+        "|---|---|---|---|---|",
     ]
     for attr, c in report["control"].items():
-        lines.append(f"| {attr} | {_pct(c['accuracy'])} | {_pct(c['chance'])} | {_pct(c['judge_held_out_accuracy'])} |")
+        lines.append(
+            f"| {attr} | {_pct(c['accuracy'])} | {_pct(c['chance'])} | {_pct(c['judge_held_out_accuracy'])} | "
+            f"{_pct(c.get('vocoded_target_accuracy'))} |"
+        )
     spk = report["control"].get(SPEAKER, {})
     if "cos_other_ref" in spk:
         lines += [
@@ -437,8 +453,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     ]
     if "intelligibility" in report:
         it = report["intelligibility"]
-        lines += ["", "| WER (pocketsphinx) | outputs | real recordings |", "|---|---|---|"]
-        lines.append(f"| all cases | {_pct(it['wer'])} | {_pct(it['wer_real'])} |")
+        lines += ["", "| WER (pocketsphinx) | outputs | real recordings | real, vocoded |", "|---|---|---|---|"]
+        lines.append(f"| all cases | {_pct(it['wer'])} | {_pct(it['wer_real'])} | {_pct(it.get('wer_vocoded_real'))} |")
     lines += ["", "| output duration vs | Pearson r | partial r (target duration removed) |", "|---|---|---|"]
     for attr, v in report["length"].items():
         name = "real target recording" if attr == "target" else f"{attr} reference duration"
