@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -31,14 +30,15 @@ COQUI_PYTHON = ROOT / ".venv-coqui" / "bin" / "python"
 N_SYMBOLS = 64
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
+def _best_time(fn, repeats: int) -> float:
+    """Fastest of `repeats` timed calls after a warm-up (the least disturbed by other load on a shared CPU)."""
+    fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return min(times)
 
 
 def toonlab_figures(config_name: str, batch: int, text_len: int, frames: int, repeats: int) -> dict:
@@ -70,15 +70,15 @@ def toonlab_figures(config_name: str, batch: int, text_len: int, frames: int, re
         losses["total"].backward()
         opt.step()
 
-    step_s = _median_time(step, repeats)
+    step_s = _best_time(step, repeats)
     model.eval()
     text = torch.randint(2, N_SYMBOLS, (text_len,), generator=g)
     controls = {a: RandomTokens(0) for a in cfg.style.attributes}
     vocoder = GriffinLimVocoder(cfg.audio, n_iter=32)
     seconds = frames * cfg.audio.frame_seconds
     mel = model.synthesize(text, controls).mels_post[0]
-    acoustic_s = _median_time(lambda: model.synthesize(text, controls), repeats)
-    vocoder_s = _median_time(lambda: vocoder(mel), repeats)
+    acoustic_s = _best_time(lambda: model.synthesize(text, controls), repeats)
+    vocoder_s = _best_time(lambda: vocoder(mel), repeats)
     return {
         "parameters": num_parameters(model),
         "step_s": step_s,
@@ -89,7 +89,7 @@ def toonlab_figures(config_name: str, batch: int, text_len: int, frames: int, re
 
 
 COQUI_SCRIPT = r"""
-import json, logging, statistics, sys, time, torch
+import json, logging, sys, time, torch
 from TTS.tts.configs.shared_configs import GSTConfig
 from TTS.tts.configs.tacotron2_config import Tacotron2Config
 from TTS.tts.layers.losses import TacotronLoss
@@ -115,15 +115,15 @@ batch = {"text_input": torch.randint(1, 60, (B, L), generator=g), "text_lengths"
 def step():
     _, losses = model.train_step(batch, criterion)
     opt.zero_grad(); losses["loss"].backward(); opt.step()
-def med(fn):
+def best(fn):
     fn(); ts = []
     for _ in range(a["repeats"]):
         t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-model.train(); step_s = med(step)
+    return min(ts)
+model.train(); step_s = best(step)
 model.eval()
 text, style = batch["text_input"][:1], mel[:1]
-acoustic_s = med(lambda: model.inference(text, aux_input={"style_mel": style}))
+acoustic_s = best(lambda: model.inference(text, aux_input={"style_mel": style}))
 frames = model.inference(text, aux_input={"style_mel": style})["model_outputs"].shape[1]
 print(json.dumps({"parameters": sum(p.numel() for p in model.parameters()), "step_s": step_s,
                   "acoustic_s": acoustic_s, "frames": frames}))
@@ -182,7 +182,7 @@ def main() -> None:
         }
     print(
         f"CPU, {args.threads} threads; batch {args.batch}, {args.text_len} symbols, {frames} frames ({seconds:.1f} s),"
-        f" 80 mels, hop 200; synthesis = acoustic model + Griffin-Lim (32 iterations, torch)"
+        f" 80 mels, hop 200; synthesis = acoustic model + Griffin-Lim (32 iterations, torch); best of --repeats"
     )
     print(f"{'system':24}{'params M':>10}{'r':>4}{'step s':>10}{'acoustic RTF':>14}{'synthesis RTF':>15}")
     for name, f in rows.items():
