@@ -89,3 +89,8 @@ def test_shot_view_decodes_only_requested_keyframes(tmp_path, two_clips):
     everything = view.images()
     assert len(everything) == view.n_keyframes == len(clip.keyframes[0])
     assert everything[0] is picked[0]  # cached, not decoded twice
+
+
+def test_annotate_time_in_stats(tmp_path, two_clips, registered):
+    stats = run_curate([str(two_clips[0].path)], tmp_path, CurateConfig(annotate=("brightness",)))
+    assert stats["stage_seconds"]["annotate"] > 0

@@ -183,12 +183,20 @@ class HostGate:
                 wait = last + self.delay - time.time()
                 if wait > 0:
                     time.sleep(wait)
+                start = repr(time.time())
                 fh.seek(0)
                 fh.truncate()
-                fh.write(repr(time.time()))
+                fh.write(start)
                 fh.flush()
+                with open(self.folder / f"{host}.starts", "a") as log:  # audit trail of the pace kept
+                    log.write(start + "\n")
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def starts(self, url: str) -> list[float]:
+        """Start times of every request made to the host of `url` through this gate's folder, in order."""
+        log = self.folder / f"{_host_key(url)}.starts"
+        return [float(line) for line in log.read_text().split()] if log.exists() else []
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):

@@ -68,9 +68,13 @@ class Pipeline:
             for stage in stages:
                 stage_name = stage.name
                 t = time.perf_counter()
+                given = item
                 item = stage.process(item)
-                if isinstance(item, VideoRef):
-                    state.seconds[stage.name] = state.seconds.get(stage.name, 0.0) + time.perf_counter() - t
+                elapsed = time.perf_counter() - t
+                if isinstance(item, VideoRef):  # before a result exists (download)
+                    state.seconds[stage.name] = state.seconds.get(stage.name, 0.0) + elapsed
+                elif isinstance(given, SourceResult):  # stages after analysis (annotate, clips); analysis times itself
+                    item.timings[stage.name] = item.timings.get(stage.name, 0.0) + elapsed
             state.item = item
         except Exception as exc:  # StageError, or a bug / unexpected library error: keep the run going
             if isinstance(item, SourceResult):

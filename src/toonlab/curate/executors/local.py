@@ -83,8 +83,8 @@ class LocalExecutor:
             try:
                 while pending or in_flight:
                     while pending and len(in_flight) < 2 * workers:
-                        ref = pending.popleft()
-                        in_flight[pool.submit(_process, ref)] = ref
+                        in_flight[pool.submit(_process, pending[0])] = pending[0]  # submit raises once broken:
+                        pending.popleft()  # only then is the source taken off the queue
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in done:
                         result = future.result()
