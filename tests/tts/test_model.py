@@ -68,8 +68,8 @@ def test_one_batch_overfit() -> None:
         opt.zero_grad()
         losses["total"].backward()
         opt.step()
-        first = first if first is not None else {k: float(v) for k, v in losses.items()}
-        last = {k: float(v) for k, v in losses.items()}
+        first = first if first is not None else {k: float(v.detach()) for k, v in losses.items()}
+        last = {k: float(v.detach()) for k, v in losses.items()}
     assert last["mel_post"] < 0.35 * first["mel_post"], (first, last)
     assert last["cls_speaker"] < 0.5 * first["cls_speaker"]
 
