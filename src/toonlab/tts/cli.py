@@ -87,11 +87,14 @@ def evaluate(
     per_cell: int = typer.Option(12, "--per-cell", help="Real utterances per attribute combination for the judges."),
     seed: int = typer.Option(0, "--seed"),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Word error rate with pocketsphinx."),
+    vocoded: bool = typer.Option(
+        True, "--vocoded-judges/--real-judges", help="Build the judges from real audio through the model's vocoder."
+    ),
 ) -> None:
     """Measure speaker/style control, fidelity, WER, length leakage and embedding probes on crossed cases."""
     from toonlab.tts.evaluate import run_cli
 
-    run_cli(run, corpus, out, cases, per_cell, seed, asr)
+    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded)
 
 
 @app.command()
