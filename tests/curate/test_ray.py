@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from http_media import MediaServer, Route
+from worker_killer import KillsItsWorker
 
 from toonlab.curate import annotate
 from toonlab.curate.analyze import Resources
@@ -25,22 +23,6 @@ from toonlab.curate.pipeline import build_pipeline, run_curate
 from toonlab.curate.synth import ShotSpec, write_clip
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
-
-
-class KillsItsWorker:
-    """Test annotator: SIGKILLs its own process on `crash.mp4` (a decoder segfault or OOM kill stand-in)."""
-
-    name = "killer"
-    columns = (pa.field("killer_ok", pa.bool_()),)
-    model_id = "sigkill@1"
-
-    def setup(self) -> None:
-        pass
-
-    def annotate(self, view):
-        if Path(view.result.ref.source).name == "crash.mp4":
-            os.kill(os.getpid(), signal.SIGKILL)
-        return {"killer_ok": True}
 
 
 def _rows(out: Path) -> list[dict]:
@@ -76,7 +58,9 @@ def both_runs(tmp_path_factory, two_clips):
     url = server.add(f"/data/{hashlib.md5(body).hexdigest()}.mp4", Route(body))
     inputs = [str(c.path) for c in two_clips] + [str(crash.path), str(broken), url]
     registry = {**annotate.REGISTRY, "killer": KillsItsWorker}
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
+    by_value = [sys.modules[__name__], sys.modules[KillsItsWorker.__module__]]  # Ray workers cannot import tests
+    for module in by_value:
+        ray.cloudpickle.register_pickle_by_value(module)
     out_local, out_ray = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("ray")
     saved = dict(annotate.REGISTRY)
     annotate.REGISTRY.update(registry)
@@ -88,7 +72,8 @@ def both_runs(tmp_path_factory, two_clips):
         server.__exit__()
         annotate.REGISTRY.clear()
         annotate.REGISTRY.update(saved)
-        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        for module in by_value:
+            ray.cloudpickle.unregister_pickle_by_value(module)
     assert not ray.is_initialized()  # the executor shut down the Ray instance it started
     return (out_local, local), (out_ray, remote), inputs
 

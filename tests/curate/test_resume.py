@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import psutil
-import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from worker_killer import KillsItsWorker
 
 from toonlab.curate import annotate
 from toonlab.curate.config import CurateConfig
@@ -155,25 +155,12 @@ def test_kill_during_start_up_then_rerun(tmp_path, sources, uninterrupted):
     _same_as(out, uninterrupted)
 
 
-class KillsItsWorker:
-    """A test annotator that SIGKILLs the process it runs in on one file name: a stand-in for a decoder segfault
-    or the OOM killer."""
-
-    name = "killer"
-    columns = (pa.field("killer_ok", pa.bool_()),)
-    model_id = "sigkill@1"
-
-    def setup(self) -> None:
-        pass
-
-    def annotate(self, view):
-        if Path(view.result.ref.source).name == "clip2.mp4":
-            os.kill(os.getpid(), signal.SIGKILL)
-        return {"killer_ok": True}
+class KillsClip2(KillsItsWorker):
+    victim = "clip2.mp4"
 
 
 def test_source_that_kills_its_worker_is_recorded_as_failed(tmp_path, sources, monkeypatch):
-    monkeypatch.setitem(annotate.REGISTRY, "killer", KillsItsWorker)
+    monkeypatch.setitem(annotate.REGISTRY, "killer", KillsClip2)
     stats = run_curate(sources, tmp_path, CurateConfig(annotate=("killer",)), workers=2)
     assert stats["sources"] == {"total": N_SOURCES + 1, "ok": N_SOURCES - 1, "failed": 2, "skipped_done": 0}
     errors = {Path(e[0]).name: e[1:] for e in _errors(tmp_path)}
