@@ -7,12 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from pathlib import Path
 
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 from http_media import MediaServer, Route
+from outputs import error_rows, rows_without_shard
 from worker_killer import KillsItsWorker
 
 from toonlab.curate import annotate
@@ -23,15 +21,6 @@ from toonlab.curate.pipeline import build_pipeline, run_curate
 from toonlab.curate.synth import ShotSpec, write_clip
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
-
-
-def _rows(out: Path) -> list[dict]:
-    rows = ds.dataset(out / "metadata", format="parquet").to_table().to_pylist()
-    return sorted(({k: v for k, v in r.items() if k != "shard"} for r in rows), key=lambda r: r["identifier"])
-
-
-def _errors(out: Path) -> list[tuple[str, str]]:
-    return sorted((e["source"], e["stage"]) for e in pq.read_table(out / "errors.parquet").to_pylist())
 
 
 def test_stages_grouped_by_resources(tmp_path):
@@ -80,8 +69,8 @@ def both_runs(tmp_path_factory, two_clips):
 
 def test_same_rows_as_local(both_runs, two_clips):
     (out_local, _), (out_ray, _), _ = both_runs
-    rows = _rows(out_ray)
-    assert rows == _rows(out_local)
+    rows = rows_without_shard(out_ray)
+    assert rows == rows_without_shard(out_local)
     assert len(rows) == sum(len(c.shot_ranges) for c in two_clips) + 2 and all(r["killer_ok"] for r in rows)
     assert sum(r["url_link"].startswith("http://127.0.0.1") for r in rows) == 2
     with_keys = {p.name for p in (out_ray / "shards").glob("*.tar")}
@@ -90,8 +79,8 @@ def test_same_rows_as_local(both_runs, two_clips):
 
 def test_same_errors_and_the_crash_is_a_failed_source(both_runs):
     (out_local, _), (out_ray, _), inputs = both_runs
-    assert _errors(out_ray) == _errors(out_local)
-    stages = dict(_errors(out_ray))
+    assert error_rows(out_ray, ("source", "stage")) == error_rows(out_local, ("source", "stage"))
+    stages = dict(error_rows(out_ray, ("source", "stage")))
     assert stages[inputs[2]] == "worker" and stages[inputs[3]] == "decode"
 
 

@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import psutil
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
+from outputs import error_rows, rows_without_shard
 from worker_killer import KillsItsWorker
 
 from toonlab.curate import annotate
@@ -81,15 +80,6 @@ def _kill_when(inputs: list[str], out: Path, ready, timeout: float = 120.0) -> b
     return running
 
 
-def _rows(out: Path) -> list[dict]:
-    rows = ds.dataset(out / "metadata", format="parquet").to_table().to_pylist() if (out / "metadata").exists() else []
-    return sorted(({k: v for k, v in r.items() if k != "shard"} for r in rows), key=lambda r: r["identifier"])
-
-
-def _errors(out: Path) -> list[tuple[str, str, str]]:
-    return sorted((e["source"], e["stage"], e["reason"]) for e in pq.read_table(out / "errors.parquet").to_pylist())
-
-
 def _check_consistent(out: Path) -> None:
     """Every shard file is named by a ledger line and every ledger shard has both files; no temporary or spool
     file is left; no identifier, key or source appears twice."""
@@ -103,7 +93,7 @@ def _check_consistent(out: Path) -> None:
     sources = [s["source"] for e in entries if e["kind"] == "shard" for s in e["sources"]]
     sources += [e["source"] for e in entries if e["kind"] == "error"]
     assert len(sources) == len(set(sources))
-    rows = _rows(out)
+    rows = rows_without_shard(out)
     assert len({r["identifier"] for r in rows}) == len(rows)
     keys = []
     for tar in (out / "shards").glob("*.tar"):
@@ -117,15 +107,15 @@ def uninterrupted(tmp_path_factory, sources) -> Path:
     out = tmp_path_factory.mktemp("whole")
     _run(sources, out)
     _check_consistent(out)
-    assert len({r["source"] for r in _rows(out)}) == N_SOURCES
+    assert len({r["source"] for r in rows_without_shard(out)}) == N_SOURCES
     assert len(list((out / "shards").glob("*.tar"))) >= 4  # several shards were committed during the run
     return out
 
 
 def _same_as(out: Path, reference: Path) -> None:
     _check_consistent(out)
-    assert _rows(out) == _rows(reference)
-    assert _errors(out) == _errors(reference)
+    assert rows_without_shard(out) == rows_without_shard(reference)
+    assert error_rows(out) == error_rows(reference)
 
 
 def test_kill_after_first_ledger_line_then_rerun(tmp_path, sources, uninterrupted):
@@ -163,9 +153,9 @@ def test_source_that_kills_its_worker_is_recorded_as_failed(tmp_path, sources, m
     monkeypatch.setitem(annotate.REGISTRY, "killer", KillsClip2)
     stats = run_curate(sources, tmp_path, CurateConfig(annotate=("killer",)), workers=2)
     assert stats["sources"] == {"total": N_SOURCES + 1, "ok": N_SOURCES - 1, "failed": 2, "skipped_done": 0}
-    errors = {Path(e[0]).name: e[1:] for e in _errors(tmp_path)}
+    errors = {Path(e[0]).name: e[1:] for e in error_rows(tmp_path)}
     assert errors["clip2.mp4"] == ("worker", "the worker process died while processing this source")
     assert errors["broken.mp4"][0] == "decode"
-    rows = _rows(tmp_path)
+    rows = rows_without_shard(tmp_path)
     assert {Path(r["source"]).name for r in rows} == {f"clip{i}.mp4" for i in range(N_SOURCES)} - {"clip2.mp4"}
     assert all(r["killer_ok"] for r in rows)
