@@ -13,7 +13,7 @@ pytest.importorskip("librosa")
 pytest.importorskip("sklearn")
 
 from toonlab.cli import app  # noqa: E402
-from toonlab.tts.classifiers import NearestCentroid, probe_accuracy  # noqa: E402
+from toonlab.tts.classifiers import GE2E_JUDGE, NearestCentroid, probe_accuracy, select_judge  # noqa: E402
 from toonlab.tts.data import Corpus, write_manifest  # noqa: E402
 from toonlab.tts.evaluate import crossed_cases  # noqa: E402
 
@@ -43,6 +43,21 @@ def test_probes_and_centroids_on_known_embeddings():
     assert nc.predict(centres) == ["c0", "c1", "c2"]
 
 
+def test_judge_is_the_candidate_that_separates_the_training_clips():
+    rng = np.random.default_rng(1)
+    labels = [f"v{i % 3}" for i in range(60)]
+    centres = rng.normal(size=(3, 12)) * 4
+    separable = np.stack([centres[int(lab[1])] for lab in labels]) + rng.normal(size=(60, 12))
+    noise = rng.normal(size=(60, 12))
+    # voices told apart only by prosody/mel statistics (effect-laden game voices): logistic regression on them wins
+    judge = select_judge([{"speaker": n, "style": f} for n, f in zip(noise, separable)], labels, [GE2E_JUDGE])
+    assert "style" in judge.keys and judge.cv[judge.name] > 0.9 and judge.cv[GE2E_JUDGE] < 0.6
+    assert judge.predict([{"speaker": noise[0], "style": centres[2]}]) == ["v2"]
+    # voices told apart by the speaker embedding: GE2E centroids win (a tie with the combined model goes to them)
+    judge = select_judge([{"speaker": f, "style": n} for n, f in zip(noise, separable)], labels, [GE2E_JUDGE])
+    assert judge.name == GE2E_JUDGE and judge.keys == ("speaker",) and judge.cv[GE2E_JUDGE] > 0.9
+
+
 def test_evaluate_end_to_end(tone_corpus, micro_run, tmp_path):
     out = tmp_path / "eval"
     args = ["tts", "evaluate", str(micro_run), "--corpus", str(tone_corpus), "--out", str(out)]
@@ -54,6 +69,7 @@ def test_evaluate_end_to_end(tone_corpus, micro_run, tmp_path):
         c = report["control"][attr]
         assert 0 <= c["accuracy"] <= 1 and c["chance"] == pytest.approx(1 / (3 if attr == "speaker" else 2))
         assert c["judge_held_out_accuracy"] >= 0.9  # the judges tell the real tone voices and styles apart
+        assert c["judge_cv_accuracy"][c["judge"]] == max(c["judge_cv_accuracy"].values())
         assert (out / c["confusion"]).read_bytes()[:4] == b"\x89PNG"
     assert {"cos_speaker_ref", "cos_other_ref", "cos_target_speaker_centroid"} <= set(report["control"]["speaker"])
     assert report["fidelity"]["mcd_db"] > 0 and report["fidelity"]["mcd_vocoder_floor_db"] >= 0
@@ -62,6 +78,7 @@ def test_evaluate_end_to_end(tone_corpus, micro_run, tmp_path):
     assert set(report["probes"]) == {"speaker", "style"}  # one row per sub-encoder
     assert all(set(v) == {"speaker", "style"} for v in report["probes"].values())
     md = (out / "report.md").read_text()
+    assert "judge (training-split CV accuracy)" in md
     for heading in ("| control |", "| fidelity |", "| WER (pocketsphinx) |", "| output duration vs |", "| probe:"):
         assert heading in md and heading in result.output
     assert len(list((out / "audio").glob("case*.wav"))) == 4

@@ -6,12 +6,16 @@ and cross-validated probes on model embeddings.
 - `NearestCentroid`: class centroids of L2-normalised embeddings; predicts the class of highest cosine.
 - `FeatureClassifier`: standardised features -> multinomial logistic regression (scikit-learn).
 - `Recogniser`: pocketsphinx with its bundled en-us acoustic model, language model and dictionary.
-- `probe_accuracy`: stratified k-fold accuracy of a logistic regression from embeddings to labels.
+- `cv_accuracy` / `probe_accuracy`: stratified k-fold accuracy of a classifier (logistic regression for probes).
+- `Judge` / `select_judge`: the judge of one attribute, picked among candidate feature sets and classifiers by
+  cross-validated accuracy on training audio only (GE2E suits clean voices; on short, effect-laden game voices
+  spectral statistics identify the speaker far better).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -84,9 +88,18 @@ def accuracy(truth: Sequence[str], predicted: Sequence[str]) -> float:
     return float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)])) if truth else float("nan")
 
 
-def probe_accuracy(embeddings: np.ndarray, labels: Sequence[str], folds: int = 5, seed: int = 0) -> dict[str, float]:
-    """Stratified k-fold accuracy of logistic regression embeddings -> labels, with the majority-class rate
-    as chance (folds shrink to the smallest class size)."""
+Classifier = NearestCentroid | FeatureClassifier
+
+
+def cv_accuracy(
+    features: np.ndarray,
+    labels: Sequence[str],
+    make: Callable[[np.ndarray, Sequence[str]], Classifier],
+    folds: int = 5,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Stratified k-fold accuracy of `make(features, labels)`, with the majority-class rate as chance (folds
+    shrink to the smallest class size)."""
     model_selection = require("sklearn.model_selection")
     labels = np.asarray(labels)
     _, counts = np.unique(labels, return_counts=True)
@@ -96,10 +109,59 @@ def probe_accuracy(embeddings: np.ndarray, labels: Sequence[str], folds: int = 5
         return {"accuracy": float("nan"), "chance": chance, "folds": 0}
     splitter = model_selection.StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     hits = []
-    for train, test in splitter.split(embeddings, labels):
-        clf = FeatureClassifier(embeddings[train], labels[train], seed=seed)
-        hits.extend(p == t for p, t in zip(clf.predict(embeddings[test]), labels[test], strict=True))
+    for train, test in splitter.split(features, labels):
+        clf = make(features[train], labels[train])
+        hits.extend(p == t for p, t in zip(clf.predict(features[test]), labels[test], strict=True))
     return {"accuracy": float(np.mean(hits)), "chance": chance, "folds": k}
+
+
+def probe_accuracy(embeddings: np.ndarray, labels: Sequence[str], folds: int = 5, seed: int = 0) -> dict[str, float]:
+    """Cross-validated accuracy of logistic regression from embeddings to labels."""
+    return cv_accuracy(embeddings, labels, lambda x, y: FeatureClassifier(x, y, seed=seed), folds, seed)
+
+
+# Judge candidates: name -> (feature keys concatenated in order, classifier). Feature keys name the per-clip
+# features: "speaker" = (256,) GE2E embedding, "style" = (F,) prosody and mel statistics.
+GE2E_JUDGE = "GE2E nearest centroid"
+FEATURE_JUDGE = "prosody+mel logistic regression"
+JUDGE_CANDIDATES: dict[str, tuple[tuple[str, ...], Callable[[np.ndarray, Sequence[str]], Classifier]]] = {
+    GE2E_JUDGE: (("speaker",), NearestCentroid),
+    FEATURE_JUDGE: (("style",), FeatureClassifier),
+    "GE2E+prosody+mel logistic regression": (("speaker", "style"), FeatureClassifier),
+}
+
+
+def stack_features(clips: Sequence[Mapping[str, np.ndarray]], keys: Sequence[str]) -> np.ndarray:
+    """Per-clip feature dicts -> (N, D) matrix of the named features side by side."""
+    return np.stack([np.concatenate([np.asarray(c[k], float).ravel() for k in keys]) for c in clips])
+
+
+@dataclass
+class Judge:
+    """One attribute's judge: a fitted classifier over named per-clip features."""
+
+    name: str
+    keys: tuple[str, ...]
+    model: Classifier
+    cv: dict[str, float] = field(default_factory=dict)  # candidate name -> cross-validated accuracy
+
+    def predict(self, clips: Sequence[Mapping[str, np.ndarray]]) -> list[str]:
+        return self.model.predict(stack_features(clips, self.keys))
+
+
+def select_judge(
+    clips: Sequence[Mapping[str, np.ndarray]], labels: Sequence[str], prefer: Sequence[str], seed: int = 0
+) -> Judge:
+    """Fit the candidate with the best cross-validated accuracy on these (training) clips; ties go to the
+    earlier name in `prefer` (every candidate is tried, in `prefer` order first)."""
+    order = [*prefer, *(n for n in JUDGE_CANDIDATES if n not in prefer)]
+    cv = {}
+    for name in order:
+        keys, make = JUDGE_CANDIDATES[name]
+        cv[name] = cv_accuracy(stack_features(clips, keys), labels, make, seed=seed)["accuracy"]
+    best = max(order, key=lambda n: (np.nan_to_num(cv[n], nan=-1.0), -order.index(n)))
+    keys, make = JUDGE_CANDIDATES[best]
+    return Judge(best, keys, make(stack_features(clips, keys), labels), cv)
 
 
 class Recogniser:

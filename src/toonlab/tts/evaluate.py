@@ -11,9 +11,11 @@ should match.
 Judges (`toonlab.tts.classifiers`), all built from real corpus audio (by default passed through the model's vocoder
 first, so the judges hear real speech in the outputs' domain; Griffin-Lim alone moves the style features enough to
 fool a classifier trained on clean recordings):
-- speaker: nearest centroid of GE2E embeddings over the training split; plus cosine of the output to A and to B;
-- every other attribute: logistic regression on prosodic and mel statistics (`metrics.style_features`), trained on
-  the training split and scored on the held-out split (its own accuracy is reported);
+- per attribute, the best of three candidates by cross-validated accuracy on the training split: nearest centroid of
+  GE2E embeddings (preferred on a tie for speaker), logistic regression on prosodic and mel statistics
+  (`metrics.style_features`; preferred for other attributes), or logistic regression on both; fitted on the
+  training split and scored on the held-out split (its own accuracy is reported);
+- speaker cosines (GE2E): output to A and to B, and to their speakers' centroids;
 - fidelity: MCD (DTW) and F0 RMSE against T, next to the vocoder floor (T's own mel through the same vocoder);
 - the same judges on that vocoded T: what they can see through the vocoder at best (the output's ceiling);
 - intelligibility: pocketsphinx WER of the outputs next to the WER of the real recordings T (and vocoded T);
@@ -41,12 +43,16 @@ import torch
 
 from toonlab.tts.audio import AudioParams, Vocoder, load_wav, mel_spectrogram
 from toonlab.tts.classifiers import (
-    FeatureClassifier,
+    FEATURE_JUDGE,
+    GE2E_JUDGE,
+    Judge,
     NearestCentroid,
     Recogniser,
     SpeakerEncoder,
     accuracy,
     probe_accuracy,
+    select_judge,
+    stack_features,
 )
 from toonlab.tts.data import Corpus, Utterance
 from toonlab.tts.metrics import f0_rmse, f0_track, mcd, partial_correlation, pearson, style_features, word_error_rate
@@ -172,8 +178,8 @@ def balanced_sample(utts: Sequence[Utterance], attributes: Sequence[str], per_ce
 
 @dataclass
 class Judges:
-    speaker: NearestCentroid | None
-    classifiers: dict[str, FeatureClassifier]
+    per_attribute: dict[str, Judge]  # attribute -> its judge (picked by cross-validation on the training split)
+    centroids: NearestCentroid | None  # GE2E speaker centroids (the cosine measures), when there is a speaker
     held_out_accuracy: dict[str, float]
     n_train: int
     n_held_out: int
@@ -182,39 +188,40 @@ class Judges:
         self, wav: np.ndarray, mel: np.ndarray, text: str, encoder: SpeakerEncoder, params: AudioParams
     ) -> tuple[dict[str, str], np.ndarray]:
         """One clip -> ({attribute: judged value}, its (256,) speaker embedding)."""
-        emb = encoder.embed(wav, params.sample_rate)
-        labels = {SPEAKER: self.speaker.predict(emb[None])[0]} if self.speaker is not None else {}
-        if self.classifiers:
-            feats = style_features(wav, mel, text, params.sample_rate, params.hop_length)[None]
-            labels.update({attr: clf.predict(feats)[0] for attr, clf in self.classifiers.items()})
-        return labels, emb
+        clip = {
+            "speaker": encoder.embed(wav, params.sample_rate),
+            "style": style_features(wav, mel, text, params.sample_rate, params.hop_length),
+        }
+        return {attr: j.predict([clip])[0] for attr, j in self.per_attribute.items()}, clip["speaker"]
+
+
+def _clip(features: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {"speaker": features["speaker"].numpy(), "style": features["style"].numpy()}
 
 
 def build_judges(real: RealAudio, per_cell: int, seed: int) -> Judges:
-    """Speaker centroids and attribute classifiers from the training split; their accuracy on held-out audio."""
+    """A judge per attribute from the training split (the candidate of best cross-validated accuracy there;
+    speaker prefers GE2E, other attributes prosody and mel statistics), and its accuracy on held-out audio."""
     corpus = real.corpus
     attrs = corpus.attributes
     train = balanced_sample(corpus.split("train"), attrs, per_cell, seed)
     held = balanced_sample(corpus.split("test"), attrs, max(1, per_cell // 2), seed)
-    feats_train = [real.features(u) for u in train]
-    feats_held = [real.features(u) for u in held]
-    speaker = None
-    classifiers: dict[str, FeatureClassifier] = {}
+    clips_train = [_clip(real.features(u)) for u in train]
+    clips_held = [_clip(real.features(u)) for u in held]
+    per_attribute: dict[str, Judge] = {}
+    centroids = None
     held_acc: dict[str, float] = {}
     for attr in attrs:
         y_train = [u.attrs[attr] for u in train]
-        y_held = [u.attrs[attr] for u in held]
         if len(set(y_train)) < 2:
             continue
+        prefer = [GE2E_JUDGE] if attr == SPEAKER else [FEATURE_JUDGE]
+        per_attribute[attr] = select_judge(clips_train, y_train, prefer, seed)
+        held_acc[attr] = accuracy([u.attrs[attr] for u in held], per_attribute[attr].predict(clips_held))
         if attr == SPEAKER:
-            speaker = NearestCentroid(np.stack([f["speaker"].numpy() for f in feats_train]), y_train)
-            held_acc[attr] = accuracy(y_held, speaker.predict(np.stack([f["speaker"].numpy() for f in feats_held])))
-        else:
-            clf = FeatureClassifier(np.stack([f["style"].numpy() for f in feats_train]), y_train, seed=seed)
-            classifiers[attr] = clf
-            held_acc[attr] = accuracy(y_held, clf.predict(np.stack([f["style"].numpy() for f in feats_held])))
+            centroids = NearestCentroid(stack_features(clips_train, ["speaker"]), y_train)
     real.save()
-    return Judges(speaker, classifiers, held_acc, len(train), len(held))
+    return Judges(per_attribute, centroids, held_acc, len(train), len(held))
 
 
 # ---------------------------------------------------------------- probes
@@ -336,13 +343,13 @@ def evaluate(
             "judged": judged,
             "judged_vocoded_target": judged_vocoded,
         }
-        if judges.speaker is not None:  # cosine to A (and its speaker) vs to the other reference (and its speaker)
+        if judges.centroids is not None:  # cosine to A (and its speaker) vs to the other reference (and its speaker)
             row["cos_speaker_ref"] = float(emb @ real.features(case.references[SPEAKER])["speaker"].numpy())
-            row["cos_target_speaker_centroid"] = float(emb @ judges.speaker.centroid(t.attrs[SPEAKER]))
+            row["cos_target_speaker_centroid"] = float(emb @ judges.centroids.centroid(t.attrs[SPEAKER]))
             other = next((u for a, u in case.references.items() if a != SPEAKER), None)
             if other is not None:
                 row["cos_other_ref"] = float(emb @ real.features(other)["speaker"].numpy())
-                row["cos_other_speaker_centroid"] = float(emb @ judges.speaker.centroid(other.attrs[SPEAKER]))
+                row["cos_other_speaker_centroid"] = float(emb @ judges.centroids.centroid(other.attrs[SPEAKER]))
         if recogniser is not None:
             row["asr"] = recogniser.transcribe(wav, params.sample_rate)
             row["asr_real"] = real.transcript(t, recogniser)
@@ -381,6 +388,8 @@ def summarise(
         _confusion_png(png, truth, judged, classes, f"{attr}: reference vs judged output ({len(rows)} cases)")
         control[attr] = {
             "accuracy": accuracy(truth, judged),
+            "judge": judges.per_attribute[attr].name,
+            "judge_cv_accuracy": judges.per_attribute[attr].cv,
             "judge_held_out_accuracy": judges.held_out_accuracy.get(attr),
             "vocoded_target_accuracy": accuracy(truth, [r["judged_vocoded_target"][attr] for r in rows]),
             "chance": 1.0 / len(classes),
@@ -444,13 +453,15 @@ def to_markdown(report: dict[str, Any]) -> str:
         "",
         f"Judges built from {report['judges'].get('audio', 'real recordings')}.",
         "",
-        "| control | accuracy on outputs | chance | judge on held-out real audio | judge on vocoded real targets |",
-        "|---|---|---|---|---|",
+        "| control | accuracy on outputs | chance | judge on held-out real audio | judge on vocoded real targets | "
+        "judge (training-split CV accuracy) |",
+        "|---|---|---|---|---|---|",
     ]
     for attr, c in report["control"].items():
+        cv = c.get("judge_cv_accuracy", {}).get(c.get("judge"))
         lines.append(
             f"| {attr} | {_pct(c['accuracy'])} | {_pct(c['chance'])} | {_pct(c['judge_held_out_accuracy'])} | "
-            f"{_pct(c.get('vocoded_target_accuracy'))} |"
+            f"{_pct(c.get('vocoded_target_accuracy'))} | {c.get('judge', '–')} ({_pct(cv)}) |"
         )
     spk = report["control"].get(SPEAKER, {})
     if "cos_other_ref" in spk:
