@@ -63,7 +63,7 @@ def row(config: str, report: dict[str, Any], summary: dict[str, Any]) -> dict[st
         "config": config,
         "what": BASELINES.get(config, config),
         "steps": summary.get("steps"),
-        "train_minutes": summary.get("minutes"),
+        "train_minutes": summary.get("minutes_total", summary.get("minutes")),
         "speaker_acc": spk.get("accuracy"),
         "style_acc": control.get("style", {}).get("accuracy"),
         "cos_speaker_ref": spk.get("cos_speaker_ref"),

@@ -85,9 +85,12 @@ def test_train_resume_and_say(corpus: Path, tmp_path: Path) -> None:
     assert val and {"val_mel_post", "val_tf_diagonality", "val_free_focus"} <= set(val[-1])
     assert len(list((corpus / "features").glob("mels-*.pt"))) == 1  # features cached once
 
+    first = json.loads((run / "summary.json").read_text())
     out = invoke(*train, "--steps", "4", "--resume")
     assert "resuming" in out
-    assert json.loads((run / "summary.json").read_text())["steps"] == 4
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["steps_this_run"] == 1
+    assert summary["minutes_total"] >= first["minutes_total"] + summary["minutes"] - 0.02  # time adds up
 
     ref = corpus / "wavs" / "us-calm-s0.wav"
     other = corpus / "wavs" / "uk-high-s1.wav"

@@ -1,4 +1,5 @@
-"""Checkpoints: config, symbol table, class names, audio parameters, model and optimizer state, step.
+"""Checkpoints: config, symbol table, class names, audio parameters, model and optimizer state, step, and the
+wall seconds of training behind them (summed over resumed sessions).
 
 Everything is stored as tensors or primitive containers so a checkpoint loads with `torch.load(...,
 weights_only=True)` (no pickled classes, no code execution). Writes are atomic (temp file + rename).
@@ -27,6 +28,7 @@ class Checkpoint:
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any] = field(default_factory=dict)
     step: int = 0
+    train_seconds: float = 0.0  # wall time of all training sessions up to `step`
 
     @property
     def audio(self) -> AudioParams:
@@ -45,6 +47,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
         "model": {k: v.detach().cpu() for k, v in ckpt.model.items()},
         "optimizer": ckpt.optimizer,
         "step": int(ckpt.step),
+        "train_seconds": float(ckpt.train_seconds),
     }
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(payload, tmp)
@@ -70,4 +73,5 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         model=payload["model"],
         optimizer=payload["optimizer"],
         step=int(payload["step"]),
+        train_seconds=float(payload.get("train_seconds", 0.0)),  # absent in checkpoints written before it existed
     )

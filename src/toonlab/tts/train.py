@@ -395,11 +395,11 @@ def train(
     torch.manual_seed(config.train.seed)
     model = build_model(config, len(table), classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
-    step = 0
+    step, seconds_before = 0, 0.0
     if ckpt:
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
-        step = ckpt.step
+        step, seconds_before = ckpt.step, ckpt.train_seconds
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
     if d.main:
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
@@ -413,7 +413,15 @@ def train(
         if d.main:
             save_checkpoint(
                 out / CHECKPOINT,
-                Checkpoint(config, table.symbols, classes, model.state_dict(), optimizer.state_dict(), step),
+                Checkpoint(
+                    config,
+                    table.symbols,
+                    classes,
+                    model.state_dict(),
+                    optimizer.state_dict(),
+                    step,
+                    seconds_before + time.time() - start_time,
+                ),
             )
 
     rng = random.Random(config.train.seed * 1000 + step)
@@ -483,6 +491,7 @@ def train(
         "steps": step,
         "steps_this_run": step - start_step,
         "minutes": round((time.time() - start_time) / 60, 2),
+        "minutes_total": round((seconds_before + time.time() - start_time) / 60, 2),  # all sessions to this step
         "parameters": num_parameters(model),
         **{k: v for k, v in last_val.items() if k != "kind"},
     }
