@@ -39,6 +39,4 @@ def require(module: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         extra = _INSTALL.get(module.split(".")[0], "dev")
-        raise MissingExtra(
-            f"{module} is not installed: run `pip install -e '.[{extra}]'` (or `make setup`)"
-        ) from exc
+        raise MissingExtra(f"{module} is not installed: run `pip install -e '.[{extra}]'` (or `make setup`)") from exc

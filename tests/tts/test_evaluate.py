@@ -50,11 +50,13 @@ def test_judge_is_the_candidate_that_separates_the_training_clips():
     separable = np.stack([centres[int(lab[1])] for lab in labels]) + rng.normal(size=(60, 12))
     noise = rng.normal(size=(60, 12))
     # voices told apart only by prosody/mel statistics (effect-laden game voices): logistic regression on them wins
-    judge = select_judge([{"speaker": n, "style": f} for n, f in zip(noise, separable)], labels, [GE2E_JUDGE])
+    clips = [{"speaker": n, "style": f} for n, f in zip(noise, separable, strict=True)]
+    judge = select_judge(clips, labels, [GE2E_JUDGE])
     assert "style" in judge.keys and judge.cv[judge.name] > 0.9 and judge.cv[GE2E_JUDGE] < 0.6
     assert judge.predict([{"speaker": noise[0], "style": centres[2]}]) == ["v2"]
     # voices told apart by the speaker embedding: GE2E centroids win (a tie with the combined model goes to them)
-    judge = select_judge([{"speaker": f, "style": n} for n, f in zip(noise, separable)], labels, [GE2E_JUDGE])
+    clips = [{"speaker": f, "style": n} for n, f in zip(noise, separable, strict=True)]
+    judge = select_judge(clips, labels, [GE2E_JUDGE])
     assert judge.name == GE2E_JUDGE and judge.keys == ("speaker",) and judge.cv[GE2E_JUDGE] > 0.9
 
 
