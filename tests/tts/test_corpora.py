@@ -3,7 +3,6 @@ sentence-level split, and, behind the realmedia marker, the Debian voice packs f
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,6 @@ sf = pytest.importorskip("soundfile")
 from toonlab.cli import app  # noqa: E402
 from toonlab.tts.corpora import held_out_sentences, import_corpus  # noqa: E402
 from toonlab.tts.data import Corpus, ManifestError  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-SPEECH = Path(os.environ.get("TOONLAB_MEDIA") or ROOT / ".cache" / "media") / "speech"
 
 
 def audio(path: Path, seconds: float = 0.3, rate: int = 22050, channels: int = 1) -> None:
@@ -117,11 +113,8 @@ def test_unknown_kind_and_empty_layout(tmp_path):
 
 @pytest.mark.realmedia
 @pytest.mark.parametrize(("kind", "folder", "minimum"), [("hedgewars", "hedgewars", 550), ("fillets", "fillets", 1600)])
-def test_debian_speech_packages(kind, folder, minimum, tmp_path):
-    src = SPEECH / folder
-    if not src.is_dir():
-        pytest.skip(f"{src} missing: run scripts/fetch_speech.sh")
-    corpus = Corpus.load(import_corpus(kind, src, tmp_path / "out").parent)
+def test_debian_speech_packages(kind, folder, minimum, speech_dir, tmp_path):
+    corpus = Corpus.load(import_corpus(kind, speech_dir / folder, tmp_path / "out").parent)
     assert len(corpus) >= minimum and corpus.split("test") and corpus.split("train")
     assert len(corpus.labels("speaker")) >= 10
     assert all(u.duration > 0 and u.text for u in corpus.utterances)

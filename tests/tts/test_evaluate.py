@@ -4,8 +4,6 @@ the judges' own accuracy on real audio, probes on separable and on random embedd
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +17,6 @@ from toonlab.tts.classifiers import GE2E_JUDGE, NearestCentroid, probe_accuracy,
 from toonlab.tts.corpora import import_corpus  # noqa: E402
 from toonlab.tts.data import Corpus, write_manifest  # noqa: E402
 from toonlab.tts.evaluate import RealAudio, build_judges, crossed_cases  # noqa: E402
-
-SPEECH = Path(os.environ.get("TOONLAB_MEDIA") or Path(__file__).resolve().parents[2] / ".cache" / "media") / "speech"
 
 
 def test_crossed_cases_follow_the_intercross_rule(tone_corpus):
@@ -66,17 +62,14 @@ def test_judge_is_the_candidate_that_separates_the_training_clips():
 
 
 @pytest.mark.realmedia
-def test_judges_on_real_hedgewars_voices(tmp_path):
+def test_judges_on_real_hedgewars_voices(speech_dir, tmp_path):
     """On the game voices GE2E centroids are weak; the judge picked on the training split must beat them there
     and tell held-out real clips of 10 voices apart far above chance (10%)."""
     pytest.importorskip("resemblyzer")
     from toonlab.tts.audio import AudioParams
     from toonlab.tts.classifiers import SpeakerEncoder
 
-    src = SPEECH / "hedgewars"
-    if not src.is_dir():
-        pytest.skip(f"{src} missing: run scripts/fetch_speech.sh")
-    corpus = Corpus.load(import_corpus("hedgewars", src, tmp_path / "hw").parent)
+    corpus = Corpus.load(import_corpus("hedgewars", speech_dir / "hedgewars", tmp_path / "hw").parent)
     judges = build_judges(RealAudio(corpus, AudioParams(), SpeakerEncoder(), tmp_path / "features"), 6, seed=0)
     speaker = judges.per_attribute["speaker"]
     assert speaker.name != GE2E_JUDGE and speaker.cv[speaker.name] > speaker.cv[GE2E_JUDGE] + 0.15

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -131,8 +132,8 @@ JUDGE_CANDIDATES: dict[str, tuple[tuple[str, ...], Callable[[np.ndarray, Sequenc
 }
 
 
-def stack_features(clips: Sequence[Mapping[str, np.ndarray]], keys: Sequence[str]) -> np.ndarray:
-    """Per-clip feature dicts -> (N, D) matrix of the named features side by side."""
+def stack_features(clips: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> np.ndarray:
+    """Per-clip feature dicts (arrays or CPU tensors) -> (N, D) matrix of the named features side by side."""
     return np.stack([np.concatenate([np.asarray(c[k], float).ravel() for k in keys]) for c in clips])
 
 
@@ -145,12 +146,12 @@ class Judge:
     model: Classifier
     cv: dict[str, float] = field(default_factory=dict)  # candidate name -> cross-validated accuracy
 
-    def predict(self, clips: Sequence[Mapping[str, np.ndarray]]) -> list[str]:
+    def predict(self, clips: Sequence[Mapping[str, Any]]) -> list[str]:
         return self.model.predict(stack_features(clips, self.keys))
 
 
 def select_judge(
-    clips: Sequence[Mapping[str, np.ndarray]], labels: Sequence[str], prefer: Sequence[str], seed: int = 0
+    clips: Sequence[Mapping[str, Any]], labels: Sequence[str], prefer: Sequence[str], seed: int = 0
 ) -> Judge:
     """Fit the candidate with the best cross-validated accuracy on these (training) clips; ties go to the
     earlier name in `prefer` (every candidate is tried, in `prefer` order first)."""
