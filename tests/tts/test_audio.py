@@ -66,6 +66,16 @@ def test_wav_round_trip_and_resample(tmp_path) -> None:
     assert abs(resampled.shape[0] - 8000) <= 2
 
 
+@pytest.mark.parametrize("content", [b"", b"RIFF\x24\x00\x00\x00WAVEfmt ", b"not audio at all"])
+def test_unreadable_audio_is_a_clear_error(tmp_path, content) -> None:
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"bad\.wav: unreadable audio"):
+        load_wav(path, 16000)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_wav(tmp_path / "missing.wav", 16000)
+
+
 def test_params_round_trip() -> None:
     p = AudioParams(n_mels=40)
     assert AudioParams.from_dict(p.to_dict()) == p

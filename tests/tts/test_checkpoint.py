@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from toonlab.tts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -35,3 +36,14 @@ def test_round_trip_weights_only(tmp_path) -> None:
     opt2.load_state_dict(ckpt.optimizer)
     assert opt2.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"]
     assert not list(tmp_path.glob("run/.*tmp*"))  # atomic write left no temp file
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x02garbage" * 10, b"PK\x03\x04truncated zip"])
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path, content) -> None:
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a readable toonlab checkpoint"):
+        load_checkpoint(path)
+    torch.save([1, 2], path)  # a torch file, but not a checkpoint
+    with pytest.raises(ValueError, match="checkpoint format 'list'"):
+        load_checkpoint(path)

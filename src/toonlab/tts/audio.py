@@ -149,9 +149,16 @@ class GriffinLimVocoder:
 
 
 def load_wav(path: str | Path, sample_rate: int) -> torch.Tensor:
-    """Read a mono waveform as float32 (samples,), resampled to `sample_rate` when the file differs."""
+    """Read a mono waveform as float32 (samples,), resampled to `sample_rate` when the file differs.
+
+    An unreadable file (empty, truncated, not audio) is a ValueError naming it; a missing one a FileNotFoundError."""
     sf = require("soundfile")
-    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"audio file {path} does not exist")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except RuntimeError as exc:  # soundfile.LibsndfileError
+        raise ValueError(f"{path}: unreadable audio ({exc})") from exc
     wav = data.mean(axis=1)
     if sr != sample_rate:
         librosa = require("librosa")

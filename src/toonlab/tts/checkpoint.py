@@ -8,6 +8,7 @@ weights_only=True)` (no pickled classes, no code execution). Writes are atomic (
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         path = path / "checkpoint.pt"
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: checkpoint format {payload.get('format')!r}, expected {FORMAT}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:  # truncated, corrupt or not a torch file
+        raise ValueError(f"{path}: not a readable toonlab checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: checkpoint format {found!r}, expected {FORMAT}")
     config = Config.from_dict(payload["config"])
     return Checkpoint(
         config=config,

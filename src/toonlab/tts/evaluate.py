@@ -195,10 +195,6 @@ class Judges:
         return {attr: j.predict([clip])[0] for attr, j in self.per_attribute.items()}, clip["speaker"]
 
 
-def _clip(features: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {"speaker": features["speaker"].numpy(), "style": features["style"].numpy()}
-
-
 def build_judges(real: RealAudio, per_cell: int, seed: int) -> Judges:
     """A judge per attribute from the training split (the candidate of best cross-validated accuracy there;
     speaker prefers GE2E, other attributes prosody and mel statistics), and its accuracy on held-out audio."""
@@ -206,8 +202,11 @@ def build_judges(real: RealAudio, per_cell: int, seed: int) -> Judges:
     attrs = corpus.attributes
     train = balanced_sample(corpus.split("train"), attrs, per_cell, seed)
     held = balanced_sample(corpus.split("test"), attrs, max(1, per_cell // 2), seed)
-    clips_train = [_clip(real.features(u)) for u in train]
-    clips_held = [_clip(real.features(u)) for u in held]
+    try:  # features computed before an unreadable clip stay cached for the rerun
+        clips_train = [real.features(u) for u in train]  # {"speaker": (256,), "style": (F,), ...} tensors
+        clips_held = [real.features(u) for u in held]
+    finally:
+        real.save()
     per_attribute: dict[str, Judge] = {}
     centroids = None
     held_acc: dict[str, float] = {}
@@ -220,7 +219,6 @@ def build_judges(real: RealAudio, per_cell: int, seed: int) -> Judges:
         held_acc[attr] = accuracy([u.attrs[attr] for u in held], per_attribute[attr].predict(clips_held))
         if attr == SPEAKER:
             centroids = NearestCentroid(stack_features(clips_train, ["speaker"]), y_train)
-    real.save()
     return Judges(per_attribute, centroids, held_acc, len(train), len(held))
 
 
