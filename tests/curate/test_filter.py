@@ -138,3 +138,42 @@ def test_export_refuses_bad_destinations_and_unknown_columns(tmp_path):
     assert stats["rows_out"] == 6 and not (tmp_path / "all" / "shards").exists()
     with pytest.raises(ValueError, match="not empty"):
         export(src, tmp_path / "all")
+
+
+def test_export_never_deletes_what_it_did_not_create(tmp_path):
+    """A folder named like an old fixed temp name (`.DEST.tmp`) beside DEST, even the source dataset itself,
+    survives an export, a failed export and a refused one."""
+    src = tmp_path / ".sel.tmp"  # the source dataset carries the name an export to `sel` once used as scratch
+    write_sidecar(src, "dup_cluster", dict(_dataset(src)), {})
+    user = tmp_path / ".all.tmp"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    before = _digests(tmp_path)
+    with pytest.raises(FilterError):  # fails while writing
+        export(src, tmp_path / "sel", "rating < 3")
+    assert _digests(tmp_path) == before
+    assert export(src, tmp_path / "sel")["rows_out"] == 6
+    assert export(src, tmp_path / "all")["rows_out"] == 6
+    assert {k: v for k, v in _digests(tmp_path).items() if k.parts[0].startswith(".")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".all.tmp", ".sel.tmp", "all", "sel"]
+
+
+def test_export_into_a_destination_filled_meanwhile_refuses_and_keeps_it(tmp_path, monkeypatch):
+    """DEST empty at the check, filled by someone else before the rename: the export fails, DEST keeps its file."""
+    import toonlab.curate.filter as filter_module
+
+    src = tmp_path / "src"
+    write_sidecar(src, "dup_cluster", dict(_dataset(src)), {})
+    dest = tmp_path / "sel"
+    dest.mkdir()
+    original = filter_module._write_selection
+
+    def slow_writer(*args, **kwargs):
+        (dest / "theirs.txt").write_text("not ours")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(filter_module, "_write_selection", slow_writer)
+    with pytest.raises(ValueError, match="not empty"):
+        export(src, dest)
+    assert (dest / "theirs.txt").read_text() == "not ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sel", "src"]

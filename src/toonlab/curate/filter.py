@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -342,22 +343,32 @@ def export(out: Path, dest: Path, filter_text: str | None = None, fmt: str = "pa
     counts = [ClauseCount(to_text(p)) for p in parts]
     needed = sorted(columns_of(node)) if node else []
 
-    work = dest.parent / f".{dest.name}.tmp"
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "metadata").mkdir(parents=True)
-    if fmt == "webdataset":
-        (work / "shards").mkdir()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # scratch space of this run only (a fresh, unique name): nothing that existed before is ever removed
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".export", dir=dest.parent))
     try:
+        (work / "metadata").mkdir()
+        if fmt == "webdataset":
+            (work / "shards").mkdir()
         stats = _write_selection(out, work, parts, counts, needed, fmt)
+        stats = {"source": str(out), "filter": filter_text or None, "format": fmt, **stats}
+        (work / "_stats.json").write_text(json.dumps(stats, indent=2))
+        _rename_into(work, dest)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)  # a failed export leaves nothing behind
         raise
-    stats = {"source": str(out), "filter": filter_text or None, "format": fmt, **stats}
-    (work / "_stats.json").write_text(json.dumps(stats, indent=2))
-    if dest.exists():
-        dest.rmdir()
-    os.replace(work, dest)
     return stats
+
+
+def _rename_into(work: Path, dest: Path) -> None:
+    """Rename `work` to `dest`; an existing `dest` must still be an empty folder (the rename fails otherwise, so a
+    folder filled since the first check is never replaced)."""
+    try:
+        os.replace(work, dest)
+    except OSError as exc:
+        if dest.exists():
+            raise ValueError(f"--to {dest} already exists and is not empty") from None
+        raise ValueError(f"cannot create --to {dest}: {exc.strerror or exc}") from None
 
 
 def _write_selection(
