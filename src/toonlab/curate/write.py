@@ -1,9 +1,10 @@
 """Dataset output: per-shot parquet rows (Sakuga column names + ours), WebDataset shards, errors, stats.
 
 Atomicity: a shard's tar and parquet are written under temporary names and renamed, then one ledger line
-records the shard and the sources it holds. The ledger is the truth: at start-up, shard files that no ledger
-line names (a run killed between rename and ledger) are deleted, and sources the ledger names are skipped.
-So a run killed at any moment and rerun loses nothing and writes nothing twice.
+records the shard and the sources it holds. The ledger is the truth: at start-up, sources it names are skipped
+and half-made shard files that no ledger line names (a run killed before both renames) are deleted; a complete
+shard whose line is missing (killed between rename and ledger line, or a line torn by power loss) is recorded
+again from its own files. So a run killed at any moment and rerun loses nothing and writes nothing twice.
 """
 
 from __future__ import annotations
@@ -143,24 +144,37 @@ def _fsync_write(path: Path, data: bytes) -> None:
 
 @dataclass
 class Ledger:
-    """Append-only record of committed shards and failed sources (one JSON object per line)."""
+    """Append-only record of committed shards and failed sources (one JSON object per line).
+
+    A line cut short (a kill, power loss or full disk mid-write) is counted in `torn`; a whole record glued onto
+    such a line by an older writer is still read. The next append first ends the torn line, so a new record never
+    joins it."""
 
     path: Path
     done: set[str] = field(default_factory=set)  # sources committed or failed
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> source, for committed sources
     shards: set[str] = field(default_factory=set)
     errors: list[dict] = field(default_factory=list)
+    torn: int = 0  # unreadable lines (or line ends) found at open
+    _open_line: bool = False  # the file does not end with a newline
 
     @classmethod
     def open(cls, path: Path) -> Ledger:
         ledger = cls(path)
         if path.exists():
-            for line in path.read_text().splitlines():
+            data = path.read_bytes()
+            ledger._open_line = bool(data) and not data.endswith(b"\n")
+            for line in data.decode("utf-8", errors="replace").splitlines():
                 try:
-                    entry = json.loads(line)
+                    entries = [json.loads(line)]
                 except json.JSONDecodeError:
-                    continue  # a line cut short by a kill: its shard is an orphan and gets removed
-                ledger._apply(entry)
+                    ledger.torn += 1
+                    entries = _glued(line)
+                for entry in entries:
+                    try:
+                        ledger._apply(entry)
+                    except (AttributeError, KeyError, TypeError):  # valid JSON, not a ledger record
+                        ledger.torn += 1
         return ledger
 
     def _apply(self, entry: dict) -> None:
@@ -175,11 +189,53 @@ class Ledger:
 
     def append(self, entry: dict) -> None:
         line = json.dumps(entry, separators=(",", ":")) + "\n"
+        if self._open_line:  # end the torn line first: the new record gets a line of its own
+            line = "\n" + line
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
+        self._open_line = False
         self._apply(entry)
+
+
+def _glued(line: str) -> list:
+    """The whole records in an unreadable line: a torn record followed by a whole one glued onto it (as an older
+    writer could leave) yields the whole one."""
+    decoder = json.JSONDecoder()
+    found = []
+    at = line.find('{"kind"', 1)
+    while at != -1:
+        try:
+            entry, end = decoder.raw_decode(line, at)
+        except json.JSONDecodeError:
+            end = at + 1
+        else:
+            found.append(entry)
+        at = line.find('{"kind"', end)
+    return found
+
+
+def _committed_sources(meta: Path, tar: Path, shard: str) -> list[dict] | None:
+    """The ledger's `sources` of a shard rebuilt from its own files, or None when they are not both complete: the
+    parquet reads, names this shard, and every row's sample is in the tar."""
+    try:
+        table = pq.read_table(meta, columns=["source", "source_sha256", "video_id", "key", "shard"])
+        with tarfile.open(tar) as archive:
+            members = {name.split(".", 1)[0] for name in archive.getnames()}
+    except (OSError, EOFError, tarfile.TarError, pa.ArrowException):
+        return None
+    rows = table.to_pylist()
+    if not rows or any(r["shard"] != shard or r["key"] not in members for r in rows):
+        return None
+    sources: dict[str, dict] = {}
+    for row in rows:
+        entry = sources.setdefault(
+            row["source"],
+            {"source": row["source"], "sha256": row["source_sha256"], "video_id": row["video_id"], "shots": 0},
+        )
+        entry["shots"] += 1
+    return list(sources.values())
 
 
 class DatasetWriter:
@@ -203,8 +259,17 @@ class DatasetWriter:
         self._bytes = 0
 
     def _remove_orphans(self) -> None:
+        """Delete what a killed run left half-made: spool files, `.tmp` files, and shard files no ledger line
+        names. A shard whose tar and parquet are both in place and readable is complete (its ledger line was lost
+        to a torn write, or the kill came between rename and ledger line): it is recorded again, never deleted."""
         for path in self.spool_dir.iterdir():  # left by a killed run
             path.unlink()
+        for name in sorted({p.name.split(".")[0] for p in self.meta_dir.glob("*.parquet")} - self.ledger.shards):
+            sources = _committed_sources(self.meta_dir / f"{name}.parquet", self.shard_dir / f"{name}.tar", name)
+            if sources is not None:
+                self.ledger.append(
+                    {"kind": "shard", "v": RECORD_VERSION, "shard": name, "sources": sources, "recovered": True}
+                )
         for folder in (self.meta_dir, self.shard_dir):
             for path in folder.iterdir():
                 if path.name.split(".")[0] not in self.ledger.shards or path.name.endswith(".tmp"):

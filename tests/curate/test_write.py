@@ -1,0 +1,50 @@
+"""The writer's ledger and orphan clean-up under torn writes: a ledger cut mid-line (power loss, full disk) loses
+no committed shard, and no later record is glued onto the torn line."""
+
+from __future__ import annotations
+
+import json
+
+from outputs import rows_without_shard
+
+from toonlab.curate.pipeline import run_curate
+from toonlab.curate.write import LEDGER, Ledger
+
+
+def _tear_last_line(out, keep: int = 25) -> bytes:
+    """Cut the ledger's last line after `keep` bytes, as a power loss mid-write would; returns the lost tail."""
+    data = (out / LEDGER).read_bytes()
+    start = data.rstrip(b"\n").rfind(b"\n") + 1
+    (out / LEDGER).write_bytes(data[: start + keep])
+    return data[start + keep :]
+
+
+def test_torn_ledger_line_keeps_its_shard_and_later_records(tmp_path, two_clips):
+    first, second = (str(c.path) for c in two_clips)
+    out = tmp_path / "out"
+    run_curate([first], out)
+    rows_first = rows_without_shard(out)
+    assert rows_first
+    _tear_last_line(out)  # the only shard line is now unreadable
+    stats = run_curate([second], out)  # a later run into the same OUT, other inputs
+    assert stats["sources"]["ok"] == 1
+    torn, *records = (out / LEDGER).read_text().splitlines()  # the torn line, then whole records on lines of their own
+    assert [json.loads(line).get("recovered", False) for line in records] == [True, False]
+    rows = rows_without_shard(out)
+    assert {r["source"] for r in rows} == {first, second}
+    assert [r for r in rows if r["source"] == first] == rows_first
+    again = run_curate([first, second], out)  # both are known finished: nothing redone, nothing twice
+    assert again["sources"]["skipped_done"] == 2 and rows_without_shard(out) == rows
+
+
+def test_record_glued_onto_a_torn_line_is_recovered(tmp_path):
+    shard = {"kind": "shard", "v": 1, "shard": "00000", "sources": [{"source": "a", "sha256": "h", "shots": 1}]}
+    error = {"kind": "error", "source": "b", "stage": "decode", "reason": "bad", "detail": ""}
+    whole = json.dumps(shard)
+    (tmp_path / LEDGER).write_text(whole + "\n" + whole[:30] + json.dumps(error) + "\n" + whole[:12])
+    ledger = Ledger.open(tmp_path / LEDGER)
+    assert ledger.done == {"a", "b"} and ledger.shards == {"00000"}
+    assert ledger.torn == 2
+    ledger.append({"kind": "error", "source": "c", "stage": "decode", "reason": "bad", "detail": ""})
+    reopened = Ledger.open(tmp_path / LEDGER)
+    assert reopened.done == {"a", "b", "c"}
