@@ -1,14 +1,20 @@
-"""The writer's ledger and orphan clean-up under torn writes: a ledger cut mid-line (power loss, full disk) loses
-no committed shard, and no later record is glued onto the torn line."""
+"""The writer under torn writes and misuse: a ledger cut mid-line (power loss, full disk) loses no committed shard
+and no later record is glued onto the torn line; a second run into an output in use is refused."""
 
 from __future__ import annotations
 
 import json
+import os
 
+import pytest
 from outputs import rows_without_shard
+from typer.testing import CliRunner
 
-from toonlab.curate.pipeline import run_curate
-from toonlab.curate.write import LEDGER, Ledger
+from toonlab.cli import app
+from toonlab.curate.pipeline import RunError, run_curate
+from toonlab.curate.write import LEDGER, DatasetWriter, Ledger
+
+runner = CliRunner()
 
 
 def _tear_last_line(out, keep: int = 25) -> bytes:
@@ -48,3 +54,18 @@ def test_record_glued_onto_a_torn_line_is_recovered(tmp_path):
     ledger.append({"kind": "error", "source": "c", "stage": "decode", "reason": "bad", "detail": ""})
     reopened = Ledger.open(tmp_path / LEDGER)
     assert reopened.done == {"a", "b", "c"}
+
+
+def test_second_run_into_a_busy_output_is_refused_and_deletes_nothing(tmp_path, two_clips):
+    out = tmp_path / "out"
+    writer = DatasetWriter(out, 1 << 20, 10)  # a first run, holding OUT, with a shard in progress
+    in_progress = out / "shards" / "00000.tar.tmp"
+    in_progress.write_bytes(b"samples being written")
+    result = runner.invoke(app, ["curate", str(two_clips[0].path), "--out", str(out)])
+    assert result.exit_code == 2
+    assert f"in use by another toonlab curate run (PID {os.getpid()}" in " ".join(result.output.split())
+    assert in_progress.read_bytes() == b"samples being written"
+    with pytest.raises(RunError, match=f"PID {os.getpid()}"):
+        run_curate([str(two_clips[0].path)], out)
+    writer.close()  # the first run ends: OUT is free again
+    assert run_curate([str(two_clips[0].path)], out)["sources"]["ok"] == 1

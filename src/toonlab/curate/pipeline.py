@@ -21,7 +21,7 @@ from toonlab.curate.config import CurateConfig
 from toonlab.curate.download import FetchStage
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
 from toonlab.curate.sources import collect_sources
-from toonlab.curate.write import DatasetWriter, write_stats
+from toonlab.curate.write import DatasetWriter, OutputInUse, write_stats
 
 
 class Stage(Protocol):
@@ -161,14 +161,17 @@ def run_curate(
     if executor not in EXECUTORS:
         raise RunError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     out = Path(out)
+    sources = collect_sources(inputs)  # bad inputs fail before OUT is touched
+    runner = make_executor(executor, workers, ray_address)
     try:
         out.mkdir(parents=True, exist_ok=True)
         writer = DatasetWriter(out, config.shard_max_bytes, config.shard_max_samples)
+    except OutputInUse as exc:
+        raise RunError(str(exc)) from None
     except OSError as exc:
         raise RunError(f"cannot write to output directory {out}: {exc.strerror or exc}") from exc
     if config.download_cache is None:
         config = replace(config, download_cache=str((out / "_downloads").resolve()))
-    sources = collect_sources(inputs)
     refs = [ref for ref in sources.refs if ref.source not in writer.ledger.done]
     skipped = len(sources.refs) - len(refs)
     if on_total:
@@ -186,7 +189,6 @@ def run_curate(
         "executor": executor,
     }
     start = time.perf_counter()
-    runner = make_executor(executor, workers, ray_address)
     for outcome in runner.map(config, refs, writer.spool_dir):
         if isinstance(outcome, SourceResult):
             first = writer.ledger.hashes.get(outcome.probe.sha256)

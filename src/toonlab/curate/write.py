@@ -9,6 +9,7 @@ again from its own files. So a run killed at any moment and rerun loses nothing 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -17,6 +18,7 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,6 +28,7 @@ from toonlab.curate.keyframes import dynamic_score, timing_label
 from toonlab.curate.records import RECORD_VERSION, Blob, SourceError, SourceResult
 
 LEDGER = "_ledger.jsonl"
+LOCK = "_lock"  # held by the run writing the directory; holds its PID
 
 BASE_FIELDS = [
     # Sakuga-42M column names, honest types
@@ -216,6 +219,29 @@ def _glued(line: str) -> list:
     return found
 
 
+class OutputInUse(RuntimeError):
+    """Another process holds the output directory's lock."""
+
+
+def lock_output(out: Path) -> IO[str]:
+    """Take the exclusive lock on `out` (an flock on `out/_lock`, released when the returned file is closed or the
+    process dies, so a killed run never leaves it stale) and write this process's PID into it. A second run fails
+    at once with the holder's PID."""
+    handle = open(out / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise OutputInUse(f"{out} is in use by another toonlab curate run (PID {holder}); wait for it to end") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def _committed_sources(meta: Path, tar: Path, shard: str) -> list[dict] | None:
     """The ledger's `sources` of a shard rebuilt from its own files, or None when they are not both complete: the
     parquet reads, names this shard, and every row's sample is in the tar."""
@@ -246,6 +272,8 @@ class DatasetWriter:
         self.meta_dir = self.out / "metadata"
         self.shard_dir = self.out / "shards"
         self.spool_dir = self.out / "_spool"  # workers' per-source files, consumed by add()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_output(self.out)  # before anything is cleaned: another run's files are not orphans
         for d in (self.meta_dir, self.shard_dir, self.spool_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger.open(self.out / LEDGER)
@@ -343,6 +371,7 @@ class DatasetWriter:
     def close(self) -> None:
         self.commit()
         self.write_errors()
+        self._lock.close()  # closing the file releases the lock
 
     def write_errors(self) -> None:
         table = pa.Table.from_pylist(self.ledger.errors, schema=ERROR_SCHEMA)
