@@ -1,4 +1,5 @@
-"""A real HTTP server on loopback for download tests: media, slow answers, errors, truncated and HTML bodies.
+"""A real HTTP server on loopback for download tests: media, slow answers, trickled bytes, errors, truncated and
+HTML bodies.
 
 `MediaServer` is a `ThreadingHTTPServer` on 127.0.0.1 with a random port, running in a thread. Each path maps to
 a `Route`; every request is logged with its arrival time, so tests can count requests and measure the gaps.
@@ -22,6 +23,8 @@ class Route:
     fail_first: int = 0  # answer the first N requests with `fail_status`, then normally
     fail_status: int = 503
     location: str | None = None  # redirect target (with a 3xx status)
+    trickle: float = 0.0  # seconds between single bytes of the body (a stalled or hostile server)
+    trickle_headers: bool = False  # dribble the status line and headers too
 
 
 class MediaServer:
@@ -45,6 +48,9 @@ class MediaServer:
                 if seen <= route.fail_first:
                     self.send_error(route.fail_status)
                     return
+                if route.trickle:
+                    self._trickle(route)
+                    return
                 self.send_response(route.status)
                 if route.location:
                     self.send_header("Location", route.location)
@@ -59,6 +65,23 @@ class MediaServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 self.close_connection = True
+
+            def _trickle(self, route: Route) -> None:
+                """Send the answer one byte at a time, `route.trickle` s apart; ends with the body (bounded)."""
+                head = (
+                    f"HTTP/1.1 {route.status} OK\r\nContent-Type: {route.content_type}\r\n"
+                    f"Content-Length: {len(route.body)}\r\nConnection: close\r\n\r\n"
+                ).encode()
+                if not route.trickle_headers:
+                    self.wfile.write(head)
+                    head = b""
+                self.close_connection = True
+                try:
+                    for byte in head + route.body:
+                        self.wfile.write(bytes([byte]))
+                        time.sleep(route.trickle)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def log_message(self, *args) -> None:
                 pass

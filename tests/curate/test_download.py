@@ -12,7 +12,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from http_media import MediaServer, Route
+from typer.testing import CliRunner
 
+from toonlab.cli import app
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.download import (
     DownloadConfig,
@@ -206,3 +208,51 @@ def test_bad_urls_become_error_rows_and_good_ones_succeed(tmp_path, server, medi
     fetched_again = [p for p, _ in server.log[before:]]
     assert routes["good_a"][0] not in fetched_again and routes["good_b"][0] not in fetched_again
     assert not list(Path(tmp_path / "cache").rglob("*.part"))
+
+
+def _stalls(config: DownloadConfig, tmp_path, url: str) -> str:
+    """Fetch `url` in a thread (bounded wait); return the error's reason. A fetch still running after 30 s, or
+    succeeding, fails the test: a trickling server must not hold a worker."""
+    outcome: list = []
+
+    def fetch() -> None:
+        try:
+            outcome.append(Downloader(config, tmp_path).fetch(url))
+        except DownloadError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=fetch, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert outcome, "the download was still running after 30 s"
+    assert isinstance(outcome[0], DownloadError), "a trickled download succeeded"
+    return outcome[0].reason
+
+
+TRICKLE = DownloadConfig(timeout=0.4, retries=0, host_delay=0.0, min_rate=1000, max_seconds=2.0)
+
+
+def test_trickled_body_is_stalled_by_the_minimum_rate(tmp_path, server):
+    url = server.add("/trickle.mp4", Route(b"\0" * 2000, trickle=0.02))  # ~50 B/s: a byte well inside the timeout
+    reason = _stalls(TRICKLE, tmp_path, url)
+    assert "below the minimum" in reason and "1000 B/s" in reason
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_trickled_headers_and_slow_bodies_meet_the_deadline(tmp_path, server):
+    headers = server.add("/head.mp4", Route(b"\0" * 100, trickle=0.02, trickle_headers=True))
+    assert "no response headers within 0.4 s" in _stalls(TRICKLE, tmp_path, headers)
+    body = server.add("/body.mp4", Route(b"\0" * 2000, trickle=0.002))  # ~500 B/s, above a 100 B/s minimum
+    slow = DownloadConfig(timeout=0.4, retries=0, host_delay=0.0, min_rate=100, max_seconds=1.0)
+    assert "took longer than 1 s" in _stalls(slow, tmp_path, body)
+
+
+def test_stalled_download_is_an_error_row_from_the_cli(tmp_path, server):
+    url = server.add("/stall.mp4", Route(b"\0" * 3000, trickle=0.02))
+    options = ["--download-timeout", "0.4", "--download-retries", "0", "--host-delay", "0"]
+    result = CliRunner().invoke(
+        app, ["curate", url, "--out", str(tmp_path / "out"), *options, "--download-min-rate", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    [error] = pq.read_table(tmp_path / "out" / "errors.parquet").to_pylist()
+    assert error["stage"] == "download" and "below the minimum rate of 1024 B/s" in error["reason"]

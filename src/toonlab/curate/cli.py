@@ -52,7 +52,15 @@ def curate(
     download_cache: Annotated[
         Path | None, typer.Option(help="Folder for downloaded sources (default OUT/_downloads).")
     ] = None,
-    download_timeout: Annotated[float, typer.Option(help="Seconds to connect and between received bytes.")] = 30.0,
+    download_timeout: Annotated[
+        float, typer.Option(help="Seconds to connect, to get the response headers, and between received bytes.")
+    ] = 30.0,
+    download_min_rate: Annotated[
+        float, typer.Option(help="KiB/s a download must average over each --download-timeout span (0: no minimum).")
+    ] = 4.0,
+    download_max_seconds: Annotated[
+        float, typer.Option(help="Seconds one download attempt may take in all, headers included.")
+    ] = 900.0,
     download_retries: Annotated[int, typer.Option(help="Retries on 5xx, timeouts and broken connections.")] = 3,
     host_delay: Annotated[float, typer.Option(help="Seconds between requests to one host (>= 0.35 Sakuga).")] = 0.35,
     max_download_mb: Annotated[float, typer.Option(help="Size cap per downloaded file, MiB.")] = 1024.0,
@@ -78,6 +86,8 @@ def curate(
             raise ValueError("--ray-address needs --executor ray")
         download = DownloadConfig(
             timeout=download_timeout,
+            min_rate=download_min_rate * 1024,
+            max_seconds=download_max_seconds,
             retries=download_retries,
             host_delay=host_delay,
             max_bytes=max(1, int(max_download_mb * 1024 * 1024)),

@@ -16,14 +16,19 @@ the per-host pacing below rules out the connection pooling a client library woul
   a body that starts like an HTML page whatever its type), a size cap (declared length and bytes received),
   the declared length against the bytes received (a truncated body), and the MD5 of the bytes against the file
   name when that name is 32 hex digits (Sakugabooru serves `data/<md5>.<ext>`);
+* time bounds: `timeout` for the connection, the response headers and each wait for a byte; `min_rate` bytes/s
+  averaged over each `timeout` span of the body; `max_seconds` for the whole attempt, headers included. Socket
+  timeouts alone cannot bound a server that dribbles one byte a second, so a watchdog shuts the attempt's socket
+  down at its deadline;
 * retries with exponential backoff (and a little jitter) on 5xx, 408 and 429 (honouring `Retry-After` up to
-  `backoff_max`), timeouts, connection errors and truncated bodies; never on other 4xx or failed checks.
+  `backoff_max`), timeouts, stalls, connection errors and truncated bodies; never on other 4xx or failed checks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import http.client
 import json
@@ -31,6 +36,7 @@ import os
 import random
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -57,8 +63,9 @@ def _part(folder: Path, name: str) -> Path:
 
 @dataclass(frozen=True)
 class DownloadConfig:
-    timeout: float = 30.0  # seconds to connect and between received bytes
-    max_seconds: float = 900.0  # one attempt's whole transfer
+    timeout: float = 30.0  # seconds to connect, to receive the headers, and between received bytes
+    max_seconds: float = 900.0  # one attempt's whole transfer, headers included (a deadline, not a read timeout)
+    min_rate: float = 4096.0  # bytes/s at least, averaged over each `timeout` span of the body (0: no minimum)
     retries: int = 3  # attempts after the first, for retryable failures only
     backoff: float = 1.0  # seconds before the first retry, doubled each time
     backoff_max: float = 60.0
@@ -71,6 +78,8 @@ class DownloadConfig:
     def __post_init__(self) -> None:
         if self.timeout <= 0 or self.max_seconds <= 0:
             raise ValueError("download timeouts must be > 0")
+        if self.min_rate < 0:
+            raise ValueError(f"download minimum rate must be >= 0, got {self.min_rate}")
         if self.retries < 0:
             raise ValueError(f"download retries must be >= 0, got {self.retries}")
         if self.host_delay < 0:
@@ -205,7 +214,98 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
             raise urllib.error.HTTPError(newurl, code, f"redirect to a non-http(s) URL refused: {newurl}", headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            new.watchdog = getattr(req, "watchdog", None)  # the redirected request keeps the attempt's deadline
+        return new
+
+
+class Watchdog:
+    """Shuts an attempt's sockets down when its deadline passes. Socket timeouts only bound the wait for the next
+    byte, so a server sending one byte a second would hold a read (of headers or body) for hours; after the
+    shutdown every blocked read returns at once and `fired` says why."""
+
+    def __init__(self) -> None:
+        self.fired: str | None = None
+        self._sockets: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def arm(self, seconds: float, reason: str) -> None:
+        """(Re)start the countdown: after `seconds`, fire with `reason`."""
+        self.cancel()
+        self._timer = threading.Timer(max(0.0, seconds), self._fire, (reason,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.fired:
+                _shutdown(sock)
+
+    def _fire(self, reason: str) -> None:
+        with self._lock:
+            self.fired = reason
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched_connection(cls, watchdog: Watchdog | None, *args, **kwargs) -> http.client.HTTPConnection:
+    """An http.client connection whose sockets (plain, or under TLS) are handed to `watchdog` once connected."""
+    connection = cls(*args, **kwargs)
+    if watchdog is not None:
+        create = connection._create_connection
+
+        def create_watched(*a, **k):
+            sock = create(*a, **k)
+            watchdog.watch(sock)
+            return sock
+
+        connection._create_connection = create_watched
+    return connection
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        conn = functools.partial(_watched_connection, http.client.HTTPConnection, getattr(req, "watchdog", None))
+        return self.do_open(conn, req)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        conn = functools.partial(_watched_connection, http.client.HTTPSConnection, getattr(req, "watchdog", None))
+        return self.do_open(conn, req, context=self._context)
+
+
+class _RateGuard:
+    """At least `min_rate` bytes/s over each span of `window` seconds, measured as bytes arrive."""
+
+    def __init__(self, min_rate: float, window: float) -> None:
+        self.min_rate, self.window = min_rate, window
+        self._mark, self._bytes = time.monotonic(), 0
+
+    def update(self, received: int) -> None:
+        self._bytes += received
+        now = time.monotonic()
+        span = now - self._mark
+        if self.min_rate and span >= self.window:
+            rate = self._bytes / span
+            if rate < self.min_rate:
+                raise DownloadError(
+                    f"stalled: {rate:.0f} B/s over {span:.1f} s, below the minimum rate of {self.min_rate:g} B/s",
+                    retryable=True,
+                )
+            self._mark, self._bytes = now, 0
 
 
 class Downloader:
@@ -215,7 +315,7 @@ class Downloader:
         self.config = config
         self.cache_dir = Path(cache_dir)
         self.gate = HostGate(self.cache_dir / "_hosts", config.host_delay, config.connections_per_host)
-        self._opener = urllib.request.build_opener(_HttpOnlyRedirects)
+        self._opener = urllib.request.build_opener(_HttpOnlyRedirects, _WatchedHTTPHandler, _WatchedHTTPSHandler)
 
     def cache_path(self, url: str) -> Path:
         key = hashlib.sha256(url.encode()).hexdigest()[:32]
@@ -253,36 +353,35 @@ class Downloader:
             },
         )
         tmp = _part(final.parent, final.name)
+        watchdog = request.watchdog = Watchdog()
         try:
             with self.gate.request(url):
                 started = time.monotonic()
+                head = min(cfg.timeout, cfg.max_seconds)
+                watchdog.arm(head, f"timed out: no response headers within {head:g} s")
                 try:
                     response = self._opener.open(request, timeout=cfg.timeout)
                 except urllib.error.HTTPError as exc:
                     exc.close()
                     raise _status_error(exc.code, exc.reason, exc.headers) from None
+                remaining = cfg.max_seconds - (time.monotonic() - started)
+                watchdog.arm(remaining, f"transfer took longer than {cfg.max_seconds:g} s")
                 with response:
-                    size = self._stream(url, response, tmp, started)
+                    size = self._stream(url, response, tmp, watchdog)
             os.replace(tmp, final)
             return size
-        except DownloadError:
-            raise
-        except TimeoutError:
-            raise DownloadError(f"timed out: no data for {cfg.timeout:g} s", retryable=True) from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise DownloadError(f"timed out after {cfg.timeout:g} s connecting", retryable=True) from None
-            raise DownloadError(f"connection failed: {exc.reason}", retryable=True) from None
-        except ValueError as exc:  # http.client.InvalidURL and friends
-            raise DownloadError(f"invalid URL: {exc}") from None
-        except (http.client.HTTPException, ConnectionError) as exc:
-            raise DownloadError(f"connection broken: {type(exc).__name__}: {exc}", retryable=True) from None
-        except OSError as exc:
-            raise DownloadError(f"I/O error: {exc.strerror or exc}", retryable=True) from None
+        except Exception as exc:
+            if watchdog.fired:  # whatever the shut-down socket made the read raise, the deadline is the reason
+                raise DownloadError(watchdog.fired, retryable=True) from None
+            mapped = exc if isinstance(exc, DownloadError) else _transfer_error(exc, cfg.timeout)
+            if mapped is None:
+                raise
+            raise mapped from None
         finally:
+            watchdog.cancel()
             tmp.unlink(missing_ok=True)
 
-    def _stream(self, url: str, response, tmp: Path, started: float) -> int:
+    def _stream(self, url: str, response, tmp: Path, watchdog: Watchdog) -> int:
         cfg = self.config
         status = getattr(response, "status", 200)
         if status != 200:  # 2xx other than 200 (204 no content, 206 partial) is not the whole file
@@ -297,21 +396,28 @@ class Downloader:
         md5_wanted = expected_md5(url)
         md5 = hashlib.md5(usedforsecurity=False) if md5_wanted else None
         received = 0
+        start = b""  # the body's first bytes, sniffed for an HTML page
+        rate = _RateGuard(cfg.min_rate, cfg.timeout)
         with open(tmp, "wb") as fh:
             while True:
-                block = response.read(cfg.chunk)
+                block = response.read1(cfg.chunk)  # what has arrived (one read): each byte counts for the rate
+                if watchdog.fired:
+                    raise DownloadError(watchdog.fired, retryable=True)
+                if len(start) < 64:
+                    start += block[: 64 - len(start)]
+                    if (len(start) == 64 or not block) and start.lstrip()[:16].lower().startswith(_HTML_STARTS):
+                        raise DownloadError(
+                            f"HTTP 200 but the body is an HTML/XML page (Content-Type {kind or 'none'})"
+                        )
                 if not block:
                     break
-                if received == 0 and block.lstrip()[:16].lower().startswith(_HTML_STARTS):
-                    raise DownloadError(f"HTTP 200 but the body is an HTML/XML page (Content-Type {kind or 'none'})")
                 received += len(block)
                 if received > cfg.max_bytes:
                     raise DownloadError(f"too large: more than {cfg.max_bytes} bytes received (the cap)")
                 if md5 is not None:
                     md5.update(block)
                 fh.write(block)
-                if time.monotonic() - started > cfg.max_seconds:
-                    raise DownloadError(f"transfer took longer than {cfg.max_seconds:g} s", retryable=True)
+                rate.update(len(block))
         if declared is not None and received != declared:
             raise DownloadError(f"truncated body: received {received} of {declared} bytes", retryable=True)
         if received == 0:
@@ -326,6 +432,24 @@ class Downloader:
         finally:
             meta_tmp.unlink(missing_ok=True)
         return received
+
+
+def _transfer_error(exc: Exception, timeout: float) -> DownloadError | None:
+    """A failed request or read in words (None: not a network failure); timeouts, broken connections and I/O
+    errors may pass on a retry."""
+    if isinstance(exc, TimeoutError):
+        return DownloadError(f"timed out: no data for {timeout:g} s", retryable=True)
+    if isinstance(exc, urllib.error.URLError):
+        if isinstance(exc.reason, TimeoutError):
+            return DownloadError(f"timed out after {timeout:g} s connecting", retryable=True)
+        return DownloadError(f"connection failed: {exc.reason}", retryable=True)
+    if isinstance(exc, ValueError):  # http.client.InvalidURL and friends
+        return DownloadError(f"invalid URL: {exc}")
+    if isinstance(exc, (http.client.HTTPException, ConnectionError)):
+        return DownloadError(f"connection broken: {type(exc).__name__}: {exc}", retryable=True)
+    if isinstance(exc, OSError):
+        return DownloadError(f"I/O error: {exc.strerror or exc}", retryable=True)
+    return None
 
 
 def _status_error(code: int, reason: str, headers) -> DownloadError:
