@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from toonlab.cli import app
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.download import (
+from toonlab.curate.run import run_curate
+from toonlab.curate.stages.download import (
     DownloadConfig,
     Downloader,
     DownloadError,
@@ -26,7 +27,6 @@ from toonlab.curate.download import (
     remove_stale_parts,
     safe_name,
 )
-from toonlab.curate.pipeline import run_curate
 
 FAST = DownloadConfig(timeout=0.4, retries=2, backoff=0.01, backoff_max=0.05, host_delay=0.0, max_bytes=5_000_000)
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from toonlab.curate.filter import FilterError, evaluate, export, parse, to_text
 from toonlab.curate.sidecar import write_sidecar
+from toonlab.curate.steps.export import FilterError, evaluate, export, parse, to_text
 
 TABLE = pa.table(
     {
@@ -160,7 +160,7 @@ def test_export_never_deletes_what_it_did_not_create(tmp_path):
 
 def test_export_into_a_destination_filled_meanwhile_refuses_and_keeps_it(tmp_path, monkeypatch):
     """DEST empty at the check, filled by someone else before the rename: the export fails, DEST keeps its file."""
-    import toonlab.curate.filter as filter_module
+    import toonlab.curate.steps.export as filter_module
 
     src = tmp_path / "src"
     write_sidecar(src, "dup_cluster", dict(_dataset(src)), {})

@@ -11,7 +11,7 @@ from outputs import rows_without_shard
 from typer.testing import CliRunner
 
 from toonlab.cli import app
-from toonlab.curate.pipeline import RunError, run_curate
+from toonlab.curate.run import RunError, run_curate
 from toonlab.curate.write import LEDGER, DatasetWriter, Ledger
 
 runner = CliRunner()

@@ -23,9 +23,9 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from toonlab.curate.annotate import annotation_fields
-from toonlab.curate.keyframes import dynamic_score, timing_label
 from toonlab.curate.records import RECORD_VERSION, Blob, SourceError, SourceResult
+from toonlab.curate.stages.analyze.keyframes import dynamic_score, timing_label
+from toonlab.curate.stages.annotate import annotation_fields
 
 LEDGER = "_ledger.jsonl"
 LOCK = "_lock"  # held by the run writing the directory; holds its PID
