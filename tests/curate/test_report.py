@@ -117,6 +117,27 @@ def test_cli_report_writes_into_out_by_default(curated, tmp_path):
     assert missing.exit_code != 0 and "metadata" in missing.output
 
 
+def test_dollar_signs_in_tags_ratings_and_classes_are_plain_text(curated, tmp_path):
+    """Values are data, not mathtext: `$` (balanced, unbalanced, with TeX commands) renders as written."""
+    out = _annotated(curated, tmp_path / "dollars")
+    odd = ["$x^$", r"$\undefined{", "a$b$c", "$$"]
+    for path in (out / "metadata").glob("*.parquet"):
+        table = pq.read_table(path)
+        n = table.num_rows
+        values = {
+            "anime_tags": pa.array([f"{odd[i % 4]} solo" for i in range(n)]),
+            "rating": pa.array([odd[(i + 1) % 4] for i in range(n)]),
+            "Taxonomy_Time": pa.array([f"{odd[(i + 2) % 4]}(label: 0)" for i in range(n)]),
+        }
+        for name, column in values.items():
+            table = table.set_column(table.column_names.index(name), name, column)
+        pq.write_table(table, path)
+    html = build_report(out, tmp_path / "rep").read_text()
+    for name in ("rating", "top_tags", "taxonomy"):
+        assert (tmp_path / "rep" / "plots" / f"{name}.png").stat().st_size > 5000
+    assert "a$b$c" in html
+
+
 # --- headless Chromium ----------------------------------------------------------------------------------
 
 

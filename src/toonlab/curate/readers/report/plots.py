@@ -66,6 +66,7 @@ def _plt():
             "axes.titlesize": 10,
             "axes.titleweight": "bold",
             "figure.dpi": 110,
+            "text.parse_math": False,  # labels are data (tags, classes): a `$` in them is a character, not TeX
         }
     )
     return plt
