@@ -208,3 +208,53 @@ def test_cli_scale_options_are_checked(tmp_path, two_clips):
     )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "y" / "shards").glob("*.tar"))) == 2  # a shard closes once it holds >= 1 sample
+
+
+def _scene(identifier: str, link: str, start: str = "00:00:00.000", end: str = "00:00:01.000") -> dict:
+    return {"identifier": identifier, "url_link": link, "scene_start_time": start, "scene_end_time": end, "fps": 24.0}
+
+
+def test_posts_sharing_a_url_and_identical_scenes_are_counted(tmp_path):
+    """Every input row ends as a scene of a source or a counted drop: a later post with an earlier post's
+    url_link (same video), and a scene with the same start and end as another of its post (same clip)."""
+    shared, other = "https://h.example/data/shared.mp4", "https://h.example/data/other.mp4"
+    rows = [
+        _scene("10:1", shared), _scene("10:2", shared, end="00:00:02.000"),
+        _scene("10:3", shared),  # the same clip as 10:1
+        _scene("20:1", shared), _scene("20:4", shared, "00:00:03.000", "00:00:04.000"),
+        _scene("30:1", other),
+    ]  # fmt: skip
+    path = tmp_path / "shared.parquet"
+    pq.write_table(sakuga_table(rows), path)
+    sources = collect_sources([str(path)])
+    assert [(r.video_id, r.scenes) for r in sources.refs] == [
+        ("10", ((1, 0.0, 1.0), (2, 0.0, 2.0))),
+        ("30", ((1, 0.0, 1.0),)),
+    ]
+    assert dict(sources.dropped) == {
+        "identical scene (same start and end as another of its post)": 1,
+        "post shares its url_link with an earlier post": 2,
+    }
+    assert sum(len(r.scenes) for r in sources.refs) + sum(sources.dropped.values()) == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "kind"),
+    [
+        ("identifier", pa.array([140633, 140634]), "int64"),
+        ("url_link", pa.array([["https://h/a.mp4"], ["https://h/b.mp4"]]), "list<element: string>"),
+        ("scene_start_time", pa.array([0.0, 1.0]), "double"),
+        ("fps", pa.array(["24", "24"]), "string"),
+    ],
+)
+def test_sakuga_parquet_schema_is_checked_up_front(tmp_path, column, values, kind):
+    rows = [_scene("1:1", "https://h/a.mp4"), _scene("2:1", "https://h/b.mp4")]
+    table = sakuga_table(rows)
+    table = table.set_column(table.column_names.index(column), column, values)
+    path = tmp_path / "typed.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(InputError, match=f"column {column} is {kind}, .*expected"):
+        collect_sources([str(path)])
+    result = CliRunner().invoke(app, ["curate", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and f"column {column} is {kind}" in " ".join(result.output.split())
+    assert "Traceback" not in result.output

@@ -23,6 +23,7 @@ URL_LIST_EXTENSIONS = frozenset({".txt"})
 PARQUET_EXTENSIONS = frozenset({".parquet"})
 SAKUGA_COLUMNS = ("identifier", "url_link", "scene_start_time", "scene_end_time")
 _POST = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_WANTED = {"identifier": "a string '<post>:<scene>'", "url_link": "a string (the video's URL)", "fps": "a number"}
 _TIMECODE = re.compile(r"^(\d+):([0-5]?\d):(\d{1,2}(?:\.\d+)?)$")
 
 
@@ -117,7 +118,10 @@ def read_sakuga_parquet(path: Path, dropped: Counter) -> list[VideoRef]:
     """Group a Sakuga-42M parquet's rows by post: one VideoRef per post (source and url = its `url_link`,
     video_id = the post id, scenes = its released scenes sorted by number). Rows with a NaN start, end or fps
     are dropped, as the release's own splitter did; so are malformed identifiers and times, empty scenes,
-    repeated identifiers and rows whose post already has another URL. Posts come out in post-id order."""
+    repeated identifiers, scenes identical to another of their post (same start and end), rows whose post already
+    has another URL, and the rows of a post whose URL an earlier post (in post-id order) already has: each drop is
+    counted by reason, so every row ends as a scene or a count. Posts come out in post-id order. A column of the
+    wrong type is refused up front (InputError naming it)."""
     pq = _parquet()
     try:
         handle = pq.ParquetFile(path)
@@ -128,6 +132,7 @@ def read_sakuga_parquet(path: Path, dropped: Counter) -> list[VideoRef]:
     if missing:
         raise InputError(f"{path} is not in the Sakuga-42M schema: missing column(s) {', '.join(missing)}")
     columns = [*SAKUGA_COLUMNS, *(["fps"] if "fps" in names else [])]
+    _check_types(path, handle.schema_arrow, columns)
     posts: dict[str, dict] = {}
     for batch in handle.iter_batches(columns=columns, batch_size=65536):
         data = batch.to_pydict()
@@ -136,11 +141,32 @@ def read_sakuga_parquet(path: Path, dropped: Counter) -> list[VideoRef]:
             if reason:
                 dropped[reason] += 1
     refs = []
+    first_post: dict[str, str] = {}  # url -> the first post (in post-id order) that uses it
     for post in sorted(posts, key=lambda p: (0, int(p), "") if p.isdigit() else (1, 0, p)):
         entry = posts[post]
+        if first_post.setdefault(entry["url"], post) != post:  # the same video under another post id
+            dropped["post shares its url_link with an earlier post"] += len(entry["scenes"])
+            continue
         scenes = tuple(sorted(entry["scenes"].values()))
         refs.append(VideoRef(source=entry["url"], url=entry["url"], scenes=scenes, video_id=post))
     return refs
+
+
+def _check_types(path: Path, schema, columns: list[str]) -> None:
+    """Refuse, before any row is read, a column whose type the Sakuga-42M reader cannot take."""
+    import pyarrow as pa
+
+    for column in columns:
+        kind = schema.field(column).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if column == "fps":
+            ok = pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)
+        else:
+            ok = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        if not ok:
+            want = _WANTED.get(column, "a string 'HH:MM:SS.mmm'")
+            raise InputError(f"{path} is not in the Sakuga-42M schema: column {column} is {kind}, expected {want}")
 
 
 def _add_row(posts: dict[str, dict], row: dict) -> str | None:
@@ -161,12 +187,15 @@ def _add_row(posts: dict[str, dict], row: dict) -> str | None:
         return "malformed scene time (want HH:MM:SS.mmm)"
     if end <= start:
         return "empty scene (end <= start)"
-    entry = posts.setdefault(post, {"url": url, "scenes": {}})
+    entry = posts.setdefault(post, {"url": url, "scenes": {}, "spans": set()})
     if entry["url"] != url:
         return "post listed with two different url_link values"
     number = int(scene)
     if number in entry["scenes"]:
         return "repeated identifier"
+    if (start, end) in entry["spans"]:  # one clip, listed twice: keep the first
+        return "identical scene (same start and end as another of its post)"
+    entry["spans"].add((start, end))
     entry["scenes"][number] = (number, start, end)
     return None
 
