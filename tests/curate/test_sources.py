@@ -258,3 +258,48 @@ def test_sakuga_parquet_schema_is_checked_up_front(tmp_path, column, values, kin
     result = CliRunner().invoke(app, ["curate", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and f"column {column} is {kind}" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def _lock_folder(folder, monkeypatch) -> None:
+    """Take the execute (search) permission off `folder`: its names can be listed, nothing in it opened. Root
+    ignores permissions, so there the same answer is given by the file system calls themselves."""
+    import errno
+    import os
+
+    if os.geteuid() != 0:
+        folder.chmod(0o600)
+        return
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if os.fspath(path).startswith(os.fspath(folder) + os.sep):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+
+
+def test_unreadable_folders_fifos_and_symlink_loops_are_reported_and_the_run_goes_on(tmp_path, two_clips, monkeypatch):
+    import os
+
+    folder = tmp_path / "in"
+    (folder / "locked").mkdir(parents=True)
+    good = folder / "good.mp4"
+    good.write_bytes(two_clips[0].path.read_bytes())
+    (folder / "locked" / "hidden.mp4").write_bytes(b"x")
+    os.mkfifo(folder / "pipe.mp4")  # opening it would block forever
+    (folder / "loop").symlink_to(".")  # a folder that contains itself
+    (folder / "self.mp4").symlink_to("self.mp4")
+    (folder / "gone.mp4").symlink_to("nowhere.mp4")
+    _lock_folder(folder / "locked", monkeypatch)
+    try:
+        sources = collect_sources([str(folder), str(folder / "pipe.mp4")])
+        assert [r.path for r in sources.refs] == [good]
+        warned = " ".join(sources.warnings)
+        for name in ("locked/hidden.mp4", "pipe.mp4", "loop", "self.mp4", "gone.mp4"):
+            assert str(folder / name) in warned, name
+        assert "FIFO" in warned and "symlink loop" in warned
+        stats = run_curate([str(folder)], tmp_path / "out")
+        assert stats["sources"]["ok"] == 1 and len(stats["input_warnings"]) == 5
+    finally:
+        (folder / "locked").chmod(0o755)

@@ -169,6 +169,11 @@ def parse_annotator_options(items: list[str]) -> dict[str, dict]:
 
 
 def _summary(stats: dict, out: Path) -> None:
+    warnings = stats.get("input_warnings", [])
+    for line in warnings[:20]:
+        console.print(f"[yellow]warning:[/yellow] skipped {line}", markup=True, highlight=False)
+    if len(warnings) > 20:
+        console.print(f"[yellow]warning:[/yellow] ... and {len(warnings) - 20} more (all in {out / '_stats.json'})")
     src = stats["sources"]
     table = Table(title=f"dataset: {out}", show_header=False)
     table.add_row("sources ok / failed / already done", f"{src['ok']} / {src['failed']} / {src['skipped_done']}")

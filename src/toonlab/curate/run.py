@@ -110,6 +110,7 @@ def run_curate(
         "stage_seconds": {},
         "failed_by_stage": {},
         "dropped": dict(sorted(sources.dropped.items())),  # input rows and released scenes left out, by reason
+        "input_warnings": sources.warnings,  # inputs that could not be read (FIFOs, symlink loops, permissions)
         "config": config.as_dict(),
         "workers": workers,
         "executor": executor,

@@ -8,9 +8,12 @@ once, carrying its released scenes; rows that cannot be used are dropped and cou
 
 from __future__ import annotations
 
+import errno
 import glob
 import math
+import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +40,13 @@ class SourceList:
 
     refs: list[VideoRef] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)  # inputs that could not be looked at, one line each
+
+    def skip(self, path: Path | str, reason: str) -> None:
+        """Leave out a file or folder that cannot be read (a FIFO, a symlink loop, no permission): a warning line
+        and a count, and the run goes on."""
+        self.warnings.append(f"{path}: {reason}")
+        self.dropped[f"input skipped: {reason.split(' (')[0]}"] += 1
 
 
 def collect_sources(inputs: Sequence[str]) -> SourceList:
@@ -46,7 +56,7 @@ def collect_sources(inputs: Sequence[str]) -> SourceList:
     out = SourceList()
     seen: set[str] = set()
     for item in inputs:
-        for ref in _expand(item, out.dropped):
+        for ref in _expand(item, out):
             key = ref.url if ref.url is not None else str(Path(ref.path).resolve())
             if key in seen:
                 continue
@@ -59,23 +69,77 @@ def iter_sources(inputs: Sequence[str]) -> Iterator[VideoRef]:
     yield from collect_sources(inputs).refs
 
 
-def _expand(item: str, dropped: Counter) -> list[VideoRef]:
+def _expand(item: str, out: SourceList) -> list[VideoRef]:
     if re.match(r"^https?://", item, re.IGNORECASE):
         return [VideoRef(source=item, url=item)]
     path = Path(item)
-    if path.is_file():
+    kind = _kind(path, out)
+    if kind == "file":
         suffix = path.suffix.lower()
         if suffix in URL_LIST_EXTENSIONS:
             return read_url_list(path)
         if suffix in PARQUET_EXTENSIONS:
-            return read_sakuga_parquet(path, dropped)
+            return read_sakuga_parquet(path, out.dropped)
         return [VideoRef(source=str(path), path=path)]
-    if path.is_dir():
-        return [_local(p) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+    if kind == "dir":
+        return [_local(p) for p in _walk(path, out)]
+    if kind == "skipped":
+        return []
     if glob.has_magic(item):
         matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
-        return [_local(p) for p in matches if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+        videos = [p for p in matches if p.suffix.lower() in VIDEO_EXTENSIONS]
+        return [_local(p) for p in videos if _kind(p, out, quiet_dirs=True) == "file"]
     raise InputError(f"input not found: {item}")
+
+
+def _kind(path: Path, out: SourceList, quiet_dirs: bool = False) -> str:
+    """ "file" (regular), "dir", "missing", or "skipped" (reported to `out`: a FIFO, socket or device, a symlink
+    loop, a dangling symlink, no permission to look)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if not os.path.lexists(path):
+            return "missing"
+        out.skip(path, "dangling symlink (its target does not exist)")
+        return "skipped"
+    except OSError as exc:
+        reason = "symlink loop" if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror or exc})"
+        out.skip(path, reason)
+        return "skipped"
+    if stat.S_ISDIR(mode):
+        return "dir" if not quiet_dirs else "missing"
+    if stat.S_ISREG(mode):
+        return "file"
+    out.skip(path, "not a regular file (a FIFO, socket or device)")
+    return "skipped"
+
+
+def _walk(folder: Path, out: SourceList) -> list[Path]:
+    """Video files under `folder`, sorted; symlinked folders are followed, each folder entered once (a loop is
+    reported, not walked); what cannot be read is reported and left out."""
+    found: list[Path] = []
+    entered: set[tuple[int, int]] = set()
+
+    def unreadable(exc: OSError) -> None:
+        out.skip(exc.filename or folder, f"folder cannot be read ({exc.strerror or exc})")
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        try:
+            here = os.stat(root)
+        except OSError as exc:
+            unreadable(exc)
+            dirs.clear()
+            continue
+        if (here.st_dev, here.st_ino) in entered:
+            out.skip(root, "symlink loop (a folder that contains itself)")
+            dirs.clear()
+            continue
+        entered.add((here.st_dev, here.st_ino))
+        for name in files:
+            path = Path(root) / name
+            if path.suffix.lower() in VIDEO_EXTENSIONS and _kind(path, out, quiet_dirs=True) == "file":
+                found.append(path)
+    return sorted(found)
 
 
 def _local(path: Path) -> VideoRef:
