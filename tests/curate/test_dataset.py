@@ -29,15 +29,15 @@ from toonlab.curate.sidecar import read_dataset
 
 @pytest.fixture(scope="module")
 def sharded(tmp_path_factory):
-    """Five sources of one or two shots, one source per shard (shard_max_samples=1): 5 shards."""
+    """Five sources of one or two shots (7 or 8 in all), two shots per shard (shard_max_samples=2): 4 shards."""
     root = tmp_path_factory.mktemp("sharded")
     shots = [[ShotSpec(24, 2, seed=40 + i), ShotSpec(20, 1 + i % 3, seed=50 + i)] for i in range(5)]
     clips = [write_clip(root / f"in/c{i}.mp4", spec, size=(96, 72)) for i, spec in enumerate(shots)]
     out = root / "out"
-    stats = run_curate([str(c.path) for c in clips], out, CurateConfig(shard_max_samples=1))
-    assert stats["sources"]["failed"] == 0 and len(shard_paths(out)) == 5
+    stats = run_curate([str(c.path) for c in clips], out, CurateConfig(shard_max_samples=2))
+    assert stats["sources"]["failed"] == 0
     rows = {r["key"]: r for r in pads.dataset(out / "metadata").to_table().to_pylist()}
-    assert len(rows) >= 7
+    assert len(rows) >= 7 and len(shard_paths(out)) == 4
     return out, rows
 
 
@@ -97,7 +97,7 @@ def test_where_filters_on_the_row(sharded):
     assert sorted(keys) == sorted(k for k, r in rows.items() if r["shot_index"] == 2) and keys
 
 
-# 2 ranks x 2 workers = 4 consumers <= 5 shards: whole shards; 3 x 2 = 6 > 5: every 6th sample
+# 2 ranks x 2 workers = 4 consumers <= 4 shards: whole shards; 3 x 2 = 6 > 4: every 6th sample
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_workers_and_ranks_cover_every_shot_once(sharded, ranks):
     out, rows = sharded

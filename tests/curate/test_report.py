@@ -99,12 +99,13 @@ def test_gallery_draws_from_a_capped_number_of_shards(two_clips, tmp_path, monke
     from toonlab.curate.readers.report import data
 
     out = tmp_path / "out"
-    run_curate([str(c.path) for c in two_clips], out, CurateConfig(shard_max_samples=1))  # one source per shard
+    run_curate([str(c.path) for c in two_clips], out, CurateConfig(shard_max_samples=1))  # one shot per shard
     monkeypatch.setattr(data, "GALLERY_SHARDS", 1)
     html = build_report(out, tmp_path / "rep").read_text()
     summary = data.gather(out)
-    assert summary.shards == 2 and len({row["shard"] for row in summary.gallery}) == 1
-    assert "from 1 of 2 shards" in html and summary.rows > len(summary.gallery)
+    shards = sum(len(c.shot_ranges) for c in two_clips)
+    assert summary.shards == shards and len({row["shard"] for row in summary.gallery}) == 1
+    assert f"from 1 of {shards} shards" in html and summary.rows > len(summary.gallery)
 
 
 def test_cli_report_writes_into_out_by_default(curated, tmp_path):

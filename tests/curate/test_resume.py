@@ -84,7 +84,7 @@ def _check_consistent(out: Path) -> None:
     """Every shard file is named by a ledger line and every ledger shard has both files; no temporary or spool
     file is left; no identifier, key or source appears twice."""
     entries = [json.loads(line) for line in (out / LEDGER).read_text().splitlines()]
-    shards = [e["shard"] for e in entries if e["kind"] == "shard"]
+    shards = [name for e in entries if e["kind"] == "shard" for name in e.get("shards") or [e["shard"]]]
     assert len(shards) == len(set(shards))
     assert sorted(p.name for p in (out / "shards").iterdir()) == sorted(f"{s}.tar" for s in shards)
     assert sorted(p.name for p in (out / "metadata").iterdir()) == sorted(f"{s}.parquet" for s in shards)

@@ -207,7 +207,8 @@ def test_cli_scale_options_are_checked(tmp_path, two_clips):
         app, ["curate", *both, "--out", str(tmp_path / "y"), "--shots", "detect", "--shard-samples", "1"]
     )
     assert result.exit_code == 0, result.output
-    assert len(list((tmp_path / "y" / "shards").glob("*.tar"))) == 2  # a shard closes once it holds >= 1 sample
+    shots = sum(len(c.shot_ranges) for c in two_clips)
+    assert list(_shard_sizes(tmp_path / "y").values()) == [(1, 1)] * shots  # one sample per shard, as asked
 
 
 def _scene(identifier: str, link: str, start: str = "00:00:00.000", end: str = "00:00:01.000") -> dict:
@@ -303,3 +304,44 @@ def test_unreadable_folders_fifos_and_symlink_loops_are_reported_and_the_run_goe
         assert stats["sources"]["ok"] == 1 and len(stats["input_warnings"]) == 5
     finally:
         (folder / "locked").chmod(0o755)
+
+
+def _shard_sizes(out) -> dict[str, tuple[int, int]]:
+    """shard -> (parquet rows, tar samples)."""
+    import tarfile
+
+    sizes = {}
+    for meta in sorted((out / "metadata").glob("*.parquet")):
+        with tarfile.open(out / "shards" / f"{meta.stem}.tar") as tar:
+            samples = {m.name.split(".", 1)[0] for m in tar}
+        sizes[meta.stem] = (pq.read_metadata(meta).num_rows, len(samples))
+    return sizes
+
+
+def test_many_scenes_of_one_url_honour_shard_samples(tmp_path, sakuga_post):
+    """Twelve released scenes of one post with --shard-samples 5: three shards of at most five samples, committed
+    by one ledger line; a kill before that line (one shard renamed, the others not) loses nothing on rerun."""
+    clip, body, md5 = sakuga_post
+    with MediaServer() as server:
+        url = server.add(f"/data/{md5}.mp4", Route(body))
+        rows = [_scene(f"7:{i + 1}", url, timecode(8 * i / FPS), timecode((8 * i + 8) / FPS)) for i in range(12)]
+        parquet = tmp_path / "many.parquet"
+        pq.write_table(sakuga_table(rows), parquet)
+        config = CurateConfig(download=FAST, download_cache=str(tmp_path / "cache"), shard_max_samples=5)
+        out = tmp_path / "out"
+        assert run_curate([str(parquet)], out, config)["shots"] == 12
+        assert list(_shard_sizes(out).values()) == [(5, 5), (5, 5), (2, 2)]
+        whole = sorted(r["identifier"] for r in ds.dataset(out / "metadata").to_table().to_pylist())
+        assert len(whole) == 12
+
+        ledger = out / "_ledger.jsonl"
+        ledger.write_text("")  # killed after the renames, before the ledger line: the shards are adopted whole
+        assert run_curate([str(parquet)], out, config)["sources"]["skipped_done"] == 1
+        assert list(_shard_sizes(out).values()) == [(5, 5), (5, 5), (2, 2)]
+
+        ledger.write_text("")  # killed between renames: one shard's parquet never got its final name
+        (out / "metadata" / "00001.parquet").unlink()
+        stats = run_curate([str(parquet)], out, config)
+        assert stats["sources"]["ok"] == 1 and stats["shots"] == 12
+    again = sorted(r["identifier"] for r in ds.dataset(out / "metadata").to_table().to_pylist())
+    assert again == whole and all(rows <= 5 for rows, _ in _shard_sizes(out).values())

@@ -28,6 +28,7 @@ from toonlab.curate.stages.analyze.keyframes import dynamic_score, timing_label
 from toonlab.curate.stages.annotate import annotation_fields
 
 LEDGER = "_ledger.jsonl"
+COMMIT_KEY = b"toonlab.commit"  # parquet metadata: the shards committed with this one (JSON list)
 LOCK = "_lock"  # held by the run writing the directory; holds its PID
 
 BASE_FIELDS = [
@@ -182,7 +183,7 @@ class Ledger:
 
     def _apply(self, entry: dict) -> None:
         if entry.get("kind") == "shard":
-            self.shards.add(entry["shard"])
+            self.shards.update(entry.get("shards") or [entry["shard"]])  # a commit group, or one shard
             for src in entry["sources"]:
                 self.done.add(src["source"])
                 self.hashes[src["sha256"]] = src["source"]
@@ -242,30 +243,51 @@ def lock_output(out: Path) -> IO[str]:
     return handle
 
 
-def _committed_sources(meta: Path, tar: Path, shard: str) -> list[dict] | None:
-    """The ledger's `sources` of a shard rebuilt from its own files, or None when they are not both complete: the
-    parquet reads, names this shard, and every row's sample is in the tar."""
+def _committed_sources(meta: Path, tar: Path, shard: str) -> tuple[list[str], list[dict]] | None:
+    """A shard's commit group (the shards one ledger line names) and the rows' sources, read from its own
+    files; None when they are not both complete: the parquet reads, names this shard, and every row's sample is
+    in the tar."""
     try:
         table = pq.read_table(meta, columns=["source", "source_sha256", "video_id", "key", "shard"])
         with tarfile.open(tar) as archive:
             members = {name.split(".", 1)[0] for name in archive.getnames()}
-    except (OSError, EOFError, tarfile.TarError, pa.ArrowException):
+        group = json.loads((table.schema.metadata or {}).get(COMMIT_KEY, b"null")) or [shard]
+    except (OSError, EOFError, ValueError, tarfile.TarError, pa.ArrowException):
         return None
     rows = table.to_pylist()
     if not rows or any(r["shard"] != shard or r["key"] not in members for r in rows):
         return None
-    sources: dict[str, dict] = {}
-    for row in rows:
-        entry = sources.setdefault(
-            row["source"],
-            {"source": row["source"], "sha256": row["source_sha256"], "video_id": row["video_id"], "shots": 0},
-        )
-        entry["shots"] += 1
-    return list(sources.values())
+    return [str(name) for name in group], [
+        {"source": r["source"], "sha256": r["source_sha256"], "video_id": r["video_id"], "shots": 1} for r in rows
+    ]
+
+
+def _merge_sources(entries: list[dict]) -> list[dict]:
+    """One ledger entry per source, in first-seen order, its shots summed (a source can span shards)."""
+    merged: dict[str, dict] = {}
+    for entry in entries:
+        if entry["source"] in merged:
+            merged[entry["source"]]["shots"] += entry["shots"]
+        else:
+            merged[entry["source"]] = dict(entry)
+    return list(merged.values())
+
+
+@dataclass
+class _Part:
+    """One shard file pair of the open commit group."""
+
+    name: str
+    rows: list[dict] = field(default_factory=list)
+    bytes: int = 0
 
 
 class DatasetWriter:
-    """Single writer of an output directory: size-bounded shards committed atomically, plus the ledger."""
+    """Single writer of an output directory: size-bounded shards committed atomically, plus the ledger.
+
+    Shards are filled up to `max_samples` samples and `max_bytes` bytes each, a source's rows spilling over
+    into further shards when it alone is larger. The shards opened since the last commit form one commit group:
+    renamed together and named by one ledger line, so a source spanning several is all in or all out."""
 
     def __init__(self, out: Path, max_bytes: int, max_samples: int) -> None:
         self.out = Path(out)
@@ -281,41 +303,66 @@ class DatasetWriter:
         self.max_samples = max_samples
         self._remove_orphans()
         self._next = 1 + max((int(s) for s in self.ledger.shards), default=-1)
-        self._tar: tarfile.TarFile | None = None
-        self._rows: list[dict] = []
+        self._tar: tarfile.TarFile | None = None  # the last part's, open for writing
+        self._parts: list[_Part] = []
         self._sources: list[dict] = []
-        self._bytes = 0
 
     def _remove_orphans(self) -> None:
         """Delete what a killed run left half-made: spool files, `.tmp` files, and shard files no ledger line
-        names. A shard whose tar and parquet are both in place and readable is complete (its ledger line was lost
-        to a torn write, or the kill came between rename and ledger line): it is recorded again, never deleted."""
+        names. A commit group whose tars and parquets are all in place and readable is complete (its ledger line
+        was lost to a torn write, or the kill came between renames and ledger line): it is recorded again, never
+        deleted."""
         for path in self.spool_dir.iterdir():  # left by a killed run
             path.unlink()
-        for name in sorted({p.name.split(".")[0] for p in self.meta_dir.glob("*.parquet")} - self.ledger.shards):
-            sources = _committed_sources(self.meta_dir / f"{name}.parquet", self.shard_dir / f"{name}.tar", name)
-            if sources is not None:
-                self.ledger.append(
-                    {"kind": "shard", "v": RECORD_VERSION, "shard": name, "sources": sources, "recovered": True}
-                )
+        unnamed = {p.name.split(".")[0] for p in self.meta_dir.glob("*.parquet")} - self.ledger.shards
+        for name in sorted(unnamed):
+            found = self._read_group(name)
+            if found is not None and found[0][0] == name:
+                group, sources = found
+                entry = {"kind": "shard", "v": RECORD_VERSION, "shard": name, "shards": group, "sources": sources}
+                self.ledger.append({**entry, "recovered": True})
         for folder in (self.meta_dir, self.shard_dir):
             for path in folder.iterdir():
                 if path.name.split(".")[0] not in self.ledger.shards or path.name.endswith(".tmp"):
                     path.unlink()
 
-    @property
-    def _shard(self) -> str:
-        return f"{self._next:05d}"
+    def _read_group(self, name: str) -> tuple[list[str], list[dict]] | None:
+        """The commit group of shard `name` and its sources, when every member is complete and agrees on it."""
+        first = _committed_sources(self.meta_dir / f"{name}.parquet", self.shard_dir / f"{name}.tar", name)
+        if first is None or first[0][0] in self.ledger.shards:
+            return None
+        group, sources = first[0], []
+        for member in group:
+            found = _committed_sources(self.meta_dir / f"{member}.parquet", self.shard_dir / f"{member}.tar", member)
+            if found is None or found[0] != group:
+                return None
+            sources += found[1]
+        return group, _merge_sources(sources)
+
+    def _full(self) -> bool:
+        part = self._parts[-1]
+        return part.bytes >= self.max_bytes or len(part.rows) >= self.max_samples
+
+    def _roll(self) -> None:
+        """Open the next shard of the commit group."""
+        if self._tar is not None:
+            self._tar.close()
+        name = f"{self._next:05d}"
+        self._next += 1
+        self._tar = tarfile.open(self.shard_dir / f"{name}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
+        self._parts.append(_Part(name))
 
     def add(self, result: SourceResult) -> list[dict]:
-        """Queue one source's samples into the open shard; returns its rows."""
-        if self._tar is not None and (self._bytes >= self.max_bytes or len(self._rows) >= self.max_samples):
+        """Queue one source's samples into the open shards; returns its rows."""
+        if self._parts and self._full():  # between sources: commit what is full
             self.commit()
-        if self._tar is None:
-            self._tar = tarfile.open(self.shard_dir / f"{self._shard}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
-        rows = shot_rows(result, self._shard)
+        rows = shot_rows(result, "")
         with open(result.spool, "rb") as spool:
             for position, row in enumerate(rows):
+                if not self._parts or self._full():
+                    self._roll()
+                part = self._parts[-1]
+                row["shard"] = part.name
                 self._member(row["key"], "json", json.dumps(row, sort_keys=True).encode())
                 if row.get("text_description") is not None:  # the caption, as WebDataset's conventional txt
                     self._member(row["key"], "txt", row["text_description"].encode())
@@ -326,8 +373,8 @@ class DatasetWriter:
                 if position in result.clips:
                     blob = result.clips[position]
                     self._member(row["key"], blob.ext, _read(spool, blob))
+                part.rows.append(row)
         result.spool.unlink()
-        self._rows.extend(rows)
         self._sources.append(
             {
                 "source": result.ref.source,
@@ -343,30 +390,35 @@ class DatasetWriter:
         info.size = len(data)
         info.mtime = 0
         self._tar.addfile(info, io.BytesIO(data))
-        self._bytes += len(data) + 1024
+        self._parts[-1].bytes += len(data) + 1024
 
     def fail(self, error: SourceError) -> None:
         self.ledger.append({"kind": "error", "v": RECORD_VERSION, "time": time.time(), **error.__dict__})
 
     def commit(self) -> None:
-        """Make the open shard durable and visible: fsync, rename tar then parquet, then the ledger line."""
-        if self._tar is None:
+        """Make the open commit group durable and visible: fsync every tar and parquet, rename the tars then the
+        parquets, then one ledger line naming them all."""
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+        if not self._parts:
             return
-        shard = self._shard
-        self._tar.close()
-        tar_tmp = self.shard_dir / f"{shard}.tar.tmp"
-        with open(tar_tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        table = pa.Table.from_pylist(self._rows, schema=dataset_schema())
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        meta_tmp = self.meta_dir / f"{shard}.parquet.tmp"
-        _fsync_write(meta_tmp, sink.getvalue().to_pybytes())
-        os.replace(tar_tmp, self.shard_dir / f"{shard}.tar")
-        os.replace(meta_tmp, self.meta_dir / f"{shard}.parquet")
-        self.ledger.append({"kind": "shard", "v": RECORD_VERSION, "shard": shard, "sources": self._sources})
-        self._tar, self._rows, self._sources, self._bytes = None, [], [], 0
-        self._next += 1
+        names = [part.name for part in self._parts]
+        for part in self._parts:
+            with open(self.shard_dir / f"{part.name}.tar.tmp", "rb+") as fh:
+                os.fsync(fh.fileno())
+            table = pa.Table.from_pylist(part.rows, schema=dataset_schema())
+            table = table.replace_schema_metadata({COMMIT_KEY: json.dumps(names)})
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink, compression="zstd")
+            _fsync_write(self.meta_dir / f"{part.name}.parquet.tmp", sink.getvalue().to_pybytes())
+        for name in names:
+            os.replace(self.shard_dir / f"{name}.tar.tmp", self.shard_dir / f"{name}.tar")
+        for name in names:
+            os.replace(self.meta_dir / f"{name}.parquet.tmp", self.meta_dir / f"{name}.parquet")
+        entry = {"kind": "shard", "v": RECORD_VERSION, "shard": names[0], "shards": names}
+        self.ledger.append({**entry, "sources": self._sources})
+        self._parts, self._sources = [], []
 
     def close(self) -> None:
         self.commit()
