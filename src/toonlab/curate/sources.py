@@ -26,6 +26,7 @@ URL_LIST_EXTENSIONS = frozenset({".txt"})
 PARQUET_EXTENSIONS = frozenset({".parquet"})
 SAKUGA_COLUMNS = ("identifier", "url_link", "scene_start_time", "scene_end_time")
 _POST = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_WARNINGS = 1000  # warning lines kept (and written to _stats.json); every skip is counted
 _WANTED = {"identifier": "a string '<post>:<scene>'", "url_link": "a string (the video's URL)", "fps": "a number"}
 _TIMECODE = re.compile(r"^(\d+):([0-5]?\d):(\d{1,2}(?:\.\d+)?)$")
 
@@ -45,7 +46,8 @@ class SourceList:
     def skip(self, path: Path | str, reason: str) -> None:
         """Leave out a file or folder that cannot be read (a FIFO, a symlink loop, no permission): a warning line
         and a count, and the run goes on."""
-        self.warnings.append(f"{path}: {reason}")
+        if len(self.warnings) < MAX_WARNINGS:  # the counts below stay exact
+            self.warnings.append(f"{path}: {reason}")
         self.dropped[f"input skipped: {reason.split(' (')[0]}"] += 1
 
 
