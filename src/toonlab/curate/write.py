@@ -1,10 +1,12 @@
 """Dataset output: per-shot parquet rows (Sakuga column names + ours), WebDataset shards, errors, stats.
 
-Atomicity: a shard's tar and parquet are written under temporary names and renamed, then one ledger line
-records the shard and the sources it holds. The ledger is the truth: at start-up, sources it names are skipped
-and half-made shard files that no ledger line names (a run killed before both renames) are deleted; a complete
-shard whose line is missing (killed between rename and ledger line, or a line torn by power loss) is recorded
-again from its own files. So a run killed at any moment and rerun loses nothing and writes nothing twice.
+Atomicity: the shards of a commit group (usually one; more when one source outgrows a shard) are written under
+temporary names and renamed, tars then parquets, then one ledger line records them and the sources they hold.
+The ledger is the truth: at start-up, sources it names are skipped and half-made shard files that no ledger
+line names (a run killed before every rename) are deleted; a complete group whose line is missing (killed
+between renames and ledger line, or a line torn by power loss) is recorded again from its own files. So a run
+killed at any moment and rerun loses nothing and writes nothing twice. One run writes a directory at a time (an
+exclusive lock on `_lock`).
 """
 
 from __future__ import annotations
