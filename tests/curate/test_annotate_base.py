@@ -7,6 +7,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from toonlab.curate.config import CurateConfig
+from toonlab.curate.pairs import as_dict
 from toonlab.curate.records import VideoRef
 from toonlab.curate.run import run_curate
 from toonlab.curate.stages import annotate
@@ -51,7 +52,7 @@ def test_annotator_columns_in_rows_and_schema(tmp_path, two_clips, registered):
     for row in rows:
         assert row["brightness_keyframes"] == row["key_frame_number"]
         assert 0 < row["brightness"] <= 2 * 255
-        assert dict(row["annotation_models"]) == {"brightness": "numpy-mean@1"}
+        assert as_dict(row["annotation_models"]) == {"brightness": "numpy-mean@1"}
 
 
 def test_columns_null_when_not_run(tmp_path, two_clips, registered):

@@ -24,9 +24,9 @@ def _rows(out) -> list[dict]:
     return sorted(ds.dataset(out / "metadata").to_table().to_pylist(), key=lambda r: r["identifier"])
 
 
-def _samples(out) -> dict[str, dict[str, bytes]]:
+def _samples(out, folder: str = "shards") -> dict[str, dict[str, bytes]]:
     samples: dict[str, dict[str, bytes]] = {}
-    for shard in sorted((out / "shards").glob("*.tar")):
+    for shard in sorted((out / folder).glob("*.tar")):
         with tarfile.open(shard) as tar:
             for member in tar:
                 key, ext = member.name.split(".", 1)
@@ -72,17 +72,23 @@ def test_parquet_schema_is_the_contract(curated):
         assert pq.read_schema(path).remove_metadata() == dataset_schema()
 
 
-def test_shards_hold_keyframes_and_row(curated):
+def test_shards_hold_one_sample_per_keyframe_with_fixed_members(curated):
     out, _ = curated
     rows = {r["key"]: r for r in _rows(out)}
     samples = _samples(out)
-    assert set(samples) == set(rows)
+    assert set(samples) == {f"{k}_{i:06d}" for k, r in rows.items() for i in r["keyframe_indices"]}
     for key, members in samples.items():
-        row = rows[key]
-        assert json.loads(members["json"])["identifier"] == row["identifier"]
-        images = sorted(ext for ext in members if ext.endswith(".jpg"))
-        assert images == [f"{i:06d}.jpg" for i in row["keyframe_indices"]]
-        with av.open(io.BytesIO(members[images[0]])) as img:
+        assert set(members) == {"json", "jpg"}
+        doc = json.loads(members["json"])
+        row = rows[doc["shot"]]
+        assert doc["identifier"] == row["identifier"] and doc["caption"] == ""
+        assert row["keyframe_indices"][doc["position"]] == doc["frame"] and key == f"{row['key']}_{doc['frame']:06d}"
+        assert (doc["keyframes"], doc["start_frame"], doc["end_frame"]) == (
+            row["key_frame_number"],
+            row["start_frame"],
+            row["end_frame"],
+        )
+        with av.open(io.BytesIO(members["jpg"])) as img:
             frame = next(img.decode(video=0))
             assert (frame.width, frame.height) == (row["width"], row["height"])
 
@@ -145,7 +151,10 @@ def test_clip_files(tmp_path, two_clips, mode):
     clip = two_clips[1]
     run_curate([str(clip.path)], tmp_path, CurateConfig(clips=mode))
     rows = {r["key"]: r for r in _rows(tmp_path)}
-    for key, members in _samples(tmp_path).items():
+    clips = _samples(tmp_path, "clips")
+    assert set(clips) == set(rows)
+    for key, members in clips.items():
+        assert set(members) == {"json", "mp4"} and json.loads(members["json"])["shot"] == key
         with av.open(io.BytesIO(members["mp4"])) as video:
             n = sum(1 for _ in video.decode(video=0))
         if mode == "encode":

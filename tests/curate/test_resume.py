@@ -99,7 +99,7 @@ def _check_consistent(out: Path) -> None:
     for tar in (out / "shards").glob("*.tar"):
         with tarfile.open(tar) as t:
             keys += sorted({m.name.split(".", 1)[0] for m in t})
-    assert sorted(keys) == sorted(r["key"] for r in rows)
+    assert sorted(keys) == sorted(f"{r['key']}_{f:06d}" for r in rows for f in r["keyframe_indices"])
 
 
 @pytest.fixture(scope="module")

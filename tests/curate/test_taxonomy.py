@@ -7,6 +7,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from toonlab.curate.config import CurateConfig
+from toonlab.curate.pairs import as_dict, pairs_type
 from toonlab.curate.run import run_curate
 from toonlab.curate.stages import annotate
 from toonlab.curate.stages.annotate.taxonomy import TaxonomyAnnotator, classify, tag_confidences
@@ -69,7 +70,7 @@ class _FakeTagger:
     """Stands in for the tagger: fixed tag_scores, so taxonomy and caption run after it in a real curate run."""
 
     name = "fake_tags"
-    columns = (pa.field("tag_scores", pa.map_(pa.string(), pa.float64())),)
+    columns = (pa.field("tag_scores", pairs_type(pa.float64())),)
     model_id = "fixed@1"
 
     def setup(self):
@@ -92,4 +93,4 @@ def test_tags_then_taxonomy_then_caption_in_a_run(tmp_path, two_clips, monkeypat
             "no_humans(label: 0)",
         )
         assert row["text_description"].startswith("An outdoor night-time scene with no people. It shows building.")
-        assert dict(row["annotation_models"])["taxonomy"].startswith("toonlab-taxonomy-table@1")
+        assert as_dict(row["annotation_models"])["taxonomy"].startswith("toonlab-taxonomy-table@1")

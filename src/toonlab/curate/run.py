@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from toonlab.curate.card import write_card
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.records import SourceError, SourceResult
+from toonlab.curate.records import RECORD_VERSION, SourceError, SourceResult
 from toonlab.curate.sources import collect_sources
 from toonlab.curate.stage import Pipeline, Stage
 from toonlab.curate.stages.analyze import AnalyzeStage, ImageEncoder
@@ -92,6 +93,9 @@ def run_curate(
         writer = DatasetWriter(out, config.shard_max_bytes, config.shard_max_samples)
     except OSError as exc:
         raise RunError(f"cannot write to output directory {out}: {exc.strerror or exc}") from exc
+    if writer.ledger.versions - {RECORD_VERSION}:
+        old = sorted(writer.ledger.versions - {RECORD_VERSION})
+        raise RunError(f"{out} holds shards of record version {old}, this writes {RECORD_VERSION}: use a new --out")
     if config.download_cache is None:
         config = replace(config, download_cache=str((out / "_downloads").resolve()))
     sources = collect_sources(inputs)
@@ -144,4 +148,5 @@ def run_curate(
     analysis = stats["stage_seconds"].get("decode", 0.0) + stats["stage_seconds"].get("analyze", 0.0)
     stats["analysis_fps_per_worker"] = stats["frames"] / analysis if analysis > 0 else 0.0
     write_stats(out, stats)
+    write_card(out)
     return stats

@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from toonlab.curate.pairs import upgrade_maps
+
 COLUMNS_DIR = "columns"
 
 
@@ -72,7 +74,7 @@ def read_shard(out: Path, meta_file: Path, columns: list[str] | None = None) -> 
     if wanted is not None:
         names = pq.read_schema(meta_file).names
         base_cols = [c for c in names if c in wanted or c == "identifier"]
-    table = pq.read_table(meta_file, columns=base_cols)
+    table = upgrade_maps(pq.read_table(meta_file, columns=base_cols))  # record version 1 stored maps
     ids = table.column("identifier")
     for name in sidecar_names(out):
         schema = sidecar_schema(out, name)

@@ -11,6 +11,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from toonlab.curate.config import CurateConfig
+from toonlab.curate.pairs import as_dict
 from toonlab.curate.records import Probe, Shot, SourceResult, VideoRef
 from toonlab.curate.run import run_curate
 from toonlab.curate.stages.annotate.base import ShotView
@@ -210,7 +211,7 @@ def check_columns(annotated_rows, plain_rows):
         columns = [f.name for f in REGISTRY[name].columns]
         assert plain_rows and all(row[c] is None for row in plain_rows for c in columns)
         assert annotated_rows and all(row[c] is not None for row in annotated_rows for c in columns)
-        assert all(name in dict(row["annotation_models"]) for row in annotated_rows)
+        assert all(name in as_dict(row["annotation_models"]) for row in annotated_rows)
 
     return check
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from toonlab.curate.card import write_card
 from toonlab.curate.sidecar import COLUMNS_DIR, metadata_files, read_shard, write_sidecar
 from toonlab.curate.steps.dedup import NAME as DEDUP_NAME
 
@@ -85,6 +86,7 @@ def run_split(out: Path, val: float = 0.05, test: float = 0.05, seed: int = 0, g
         offset += n
     params = {"val": val, "test": test, "seed": seed, "grouped_by_dup_cluster": use_dups, "hash": "sha256"}
     write_sidecar(out, NAME, tables, params)
+    write_card(out)
     clips, group_counts = Counter(splits), Counter(per_group.values())
     return {
         "clips": {s: clips.get(s, 0) for s in SPLITS},

@@ -17,6 +17,7 @@ import numpy as np
 from toonlab.curate.readers.report.data import SCORE_COLUMNS, TAXONOMY_COLUMNS, Summary
 from toonlab.curate.readers.report.gallery import Thumb
 from toonlab.curate.readers.report.plots import TIMING_ORDER, NotComputed, Plot
+from toonlab.io import safe_name
 
 FILTER_COLUMNS = ("dynamic_score", *SCORE_COLUMNS)
 SHOWN_TAGS = 8  # tags on a gallery card
@@ -113,7 +114,7 @@ def _search_words(row: dict) -> str:
 
 
 def _card(row: dict, thumbs: list[Thumb]) -> str:
-    key = escape(row["key"])
+    key, page = escape(row["key"]), safe_name(row["key"])
     data = " ".join(
         f'data-{c}="{row[c]:.4f}"' for c in FILTER_COLUMNS if isinstance(row.get(c), int | float)
     )  # absent attribute = null score
@@ -130,7 +131,7 @@ def _card(row: dict, thumbs: list[Thumb]) -> str:
     pills += f'<span class="pill">{row["key_frame_number"]} kf / {row["frame_number"]} fr</span>'
     pills += "".join(f'<span class="pill">{escape(t)}</span>' for t in _tags(row)[:SHOWN_TAGS])
     return (
-        f'<a class="shot" id="card-{key}" href="shots/{key}.html" data-key="{key}" data-timing="{timing}" '
+        f'<a class="shot" id="card-{page}" href="shots/{page}.html" data-key="{key}" data-timing="{timing}" '
         f'data-tags="{escape(_search_words(row))}" {data}>{image}'
         f'<div class="meta"><div class="id">{escape(row["identifier"])}</div>{pills}</div></a>'
     )
@@ -256,7 +257,7 @@ def shot_page(row: dict, thumbs: list[Thumb]) -> str:
     table = "".join(f"<tr><td>{escape(k)}</td><td>{escape(_cell(v))}</td></tr>" for k, v in row.items())
     body = (
         f'<header><h1>{escape(row["identifier"])}</h1><div class="sub">{escape(row["source"])}</div>'
-        f'<nav><a href="../index.html#card-{escape(row["key"])}">← gallery</a></nav></header>'
+        f'<nav><a href="../index.html#card-{safe_name(row["key"])}">← gallery</a></nav></header>'
         f"<main>{caption}<h2>Keyframe strip <span class=muted>{shown}</span></h2>{strip}"
         f'<h2>Row</h2><table class="row">{table}</table></main>'
     )
@@ -266,7 +267,7 @@ def shot_page(row: dict, thumbs: list[Thumb]) -> str:
 def write_pages(dest: Path, summary: Summary, plots, stage_plot, thumbs: dict[str, list[Thumb]]) -> Path:
     (dest / "shots").mkdir(parents=True, exist_ok=True)
     for row in summary.gallery:
-        (dest / "shots" / f"{row['key']}.html").write_text(shot_page(row, thumbs.get(row["key"], [])))
+        (dest / "shots" / f"{safe_name(row['key'])}.html").write_text(shot_page(row, thumbs.get(row["key"], [])))
     index = dest / "index.html"
     index.write_text(index_page(summary, plots, stage_plot, thumbs))
     return index

@@ -1,0 +1,191 @@
+"""The dataset card `OUT/README.md`: a `datasets` YAML header, so `datasets.load_dataset("OUT")` works, plus the
+counts, the layout and the origin of every source in words.
+
+The card's config is the metadata, one row per shot (`datasets` infers one builder per folder, so the WebDataset
+shards are loaded with `load_dataset("webdataset", ...)`, as the card says). When `toonlab split` has run, the
+config has train/val/test splits: `splits/<name>/` holds
+the rows of each split with every sidecar column, since `datasets` maps a split to files, not to a column.
+curate writes the card at the end of a run; dedup, split and export rewrite it (and `splits/`) from what is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from toonlab.curate.sidecar import metadata_files, read_shard, sidecar_names
+
+CARD = "README.md"
+SPLITS_DIR = "splits"
+SPLITS = ("train", "val", "test")
+MAX_LISTED_SOURCES = 500  # the card lists at most this many sources; the metadata's `source` column has them all
+
+_DTYPES = {"double": "float64", "float": "float32", "halffloat": "float16"}
+
+
+def feature_yaml(name: str, kind: pa.DataType) -> dict:
+    """One arrow field as a `datasets` YAML feature (`{"name", "dtype" | "list" | "struct"}`)."""
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        inner = feature_yaml("", kind.value_type)
+        return {"name": name, "list": inner.get("dtype") or inner.get("struct") or inner}
+    if pa.types.is_struct(kind):
+        return {"name": name, "struct": [feature_yaml(f.name, f.type) for f in kind]}
+    return {"name": name, "dtype": _DTYPES.get(str(kind), str(kind))}
+
+
+def yaml_text(value, indent: int = 0) -> str:
+    """Block-style YAML for dicts, lists, strings, numbers and booleans (strings JSON-quoted: valid YAML)."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        lines = []
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                lines.append(f"{pad}{key}:\n{yaml_text(item, indent + 1)}")
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            text = yaml_text(item, indent + 1) if isinstance(item, dict | list) else f"{pad}  {_scalar(item)}"
+            lines.append(f"{pad}- {text.lstrip()}")
+        return "\n".join(lines)
+    return pad + _scalar(value)
+
+
+def _scalar(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict | list):
+        return "{}" if isinstance(value, dict) else "[]"
+    return json.dumps(str(value))
+
+
+def _origin(source: str) -> str:
+    parts = urlsplit(source)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return f"downloaded from {parts.hostname}"
+    return "local file"
+
+
+def _write_splits(out: Path, tables: list[tuple[str, pa.Table]]) -> dict[str, int]:
+    """Rows of each split (metadata + sidecars) into `splits/<name>/<shard>.parquet`, replacing the folder at once;
+    returns the rows per non-empty split (`datasets` reads no empty file and no split without files)."""
+    final, tmp, old = out / SPLITS_DIR, out / f".{SPLITS_DIR}.tmp", out / f".{SPLITS_DIR}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    counts = dict.fromkeys(SPLITS, 0)
+    for name in SPLITS:
+        for shard, table in tables:
+            part = table.filter(pc.equal(table.column("split"), name))
+            if len(part):
+                (tmp / name).mkdir(parents=True, exist_ok=True)
+                pq.write_table(part, tmp / name / f"{shard}.parquet", compression="zstd")
+                counts[name] += len(part)
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    if tmp.exists():
+        os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return {name: count for name, count in counts.items() if count}
+
+
+def card_header(schema: pa.Schema, rows: int, splits: dict[str, int] | None) -> dict:
+    """The YAML header: licence, the config's data files per split, its features and split sizes."""
+    if splits:
+        files = [{"split": name, "path": f"{SPLITS_DIR}/{name}/*.parquet"} for name in splits]
+        sizes = [{"name": name, "num_examples": count} for name, count in splits.items()]
+    else:
+        files = [{"split": "train", "path": "metadata/*.parquet"}]
+        sizes = [{"name": "train", "num_examples": rows}]
+    features = [feature_yaml(f.name, f.type) for f in schema]
+    return {
+        "license": "unknown",
+        "tags": ["video", "animation", "keyframes", "toonlab"],
+        "configs": [{"config_name": "default", "data_files": files}],
+        "dataset_info": {"config_name": "default", "features": features, "splits": sizes},
+    }
+
+
+def write_card(out: Path | str) -> Path | None:
+    """(Re)write `OUT/README.md` (and `OUT/splits/` when the split sidecar exists) from the dataset on disk;
+    None (and no card) while the dataset has no shot yet."""
+    out = Path(out)
+    if not any((out / "metadata").glob("*.parquet")):
+        return None
+    tables = [(f.stem, read_shard(out, f)) for f in metadata_files(out)]
+    joined = pa.concat_tables([t for _, t in tables], promote_options="default")
+    splits = _write_splits(out, tables) if "split" in sidecar_names(out) else None
+    if splits is None:
+        shutil.rmtree(out / SPLITS_DIR, ignore_errors=True)
+    base = pq.read_schema(metadata_files(out)[0])
+    schema = joined.schema if splits else base
+    rows = len(joined)
+    header = card_header(schema, rows, splits)
+    body = _body(out, joined, splits)
+    text = f"---\n{yaml_text(header)}\n---\n\n{body}"
+    tmp = out / f".{CARD}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, out / CARD)
+    return out / CARD
+
+
+def _values(table: pa.Table, name: str) -> list:
+    return table.column(name).to_pylist() if name in table.column_names else []
+
+
+def _body(out: Path, table: pa.Table, splits: dict[str, int] | None) -> str:
+    shots = Counter(_values(table, "source"))
+    sources = sorted(shots)
+    versions = "/".join(str(v) for v in sorted({v for v in _values(table, "record_version") if v is not None}))
+    lines = [
+        f"# {out.name}",
+        "",
+        f"Cartoon shots curated by `toonlab curate` (record version {versions or '?'}): {len(table):,} shots with "
+        f"{sum(v or 0 for v in _values(table, 'key_frame_number')):,} unique drawings (keyframes) from "
+        f"{len(sources):,} source videos.",
+        "",
+        "- `metadata/*.parquet`: one row per shot (Sakuga-42M column names plus ours): `load_dataset` of this folder.",
+        "- `shards/*.tar`: WebDataset, one sample per keyframe (`<shot>_<frame>.json` and the image).",
+        "- `columns/<step>/`: columns of dataset-wide steps, joined by `identifier`: "
+        + (", ".join(sidecar_names(out)) or "none yet")
+        + ".",
+    ]
+    if splits:
+        unsplit = len(table) - sum(splits.values())
+        counts = ", ".join(f"{name} {count:,}" for name, count in splits.items())
+        late = f"; {unsplit:,} shots added after `toonlab split` ran are in no split until it runs again"
+        lines.append(
+            f"- `splits/<name>/`: each split's rows with every step's columns ({counts}{late if unsplit else ''})."
+        )
+    lines += [
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'shots = load_dataset("{out}")   # one row per shot' + (f", splits {'/'.join(splits)}" if splits else ""),
+        f'frames = load_dataset("webdataset", data_files={{"train": "{out}/shards/*.tar"}})   # one keyframe per row',
+        "```",
+        "",
+        "## Sources",
+        "",
+        "Licence: not recorded by toonlab (the header says `unknown`); each source keeps the terms of its origin.",
+        "",
+        "| source | origin | shots |",
+        "|---|---|---|",
+    ]
+    for source in sources[:MAX_LISTED_SOURCES]:
+        shown = source.replace("|", "%7C").replace("\n", " ")
+        lines.append(f"| {shown} | {_origin(source)} | {shots[source]} |")
+    if len(sources) > MAX_LISTED_SOURCES:
+        lines.append(f"| ... and {len(sources) - MAX_LISTED_SOURCES:,} more (metadata column `source`) | | |")
+    return "\n".join(lines) + "\n"
