@@ -35,7 +35,7 @@ def sharded(tmp_path_factory):
     clips = [write_clip(root / f"in/c{i}.mp4", spec, size=(96, 72)) for i, spec in enumerate(shots)]
     out = root / "out"
     stats = run_curate([str(c.path) for c in clips], out, CurateConfig(shard_max_samples=1))
-    assert stats["sources"]["failed"] == 0 and len(shard_paths(out)) == 5
+    assert stats.sources.failed == 0 and len(shard_paths(out)) == 5
     rows = {r["key"]: r for r in pads.dataset(out / "metadata").to_table().to_pylist()}
     assert len(rows) >= 7
     return out, rows

@@ -189,7 +189,7 @@ def annotated_rows(tmp_path_factory, two_clips, clip_model, tagger_dir) -> list[
     options = {"aesthetic": {"clip_dir": str(clip_model[0]), "mlp_path": str(clip_model[1])}}
     options["tags"] = {"model_dir": str(tagger_dir)}
     stats = run_curate([str(c.path) for c in two_clips], out, CurateConfig(annotate=MINE, annotator_options=options))
-    assert stats["sources"]["failed"] == 0, stats["failed_by_stage"]
+    assert stats.sources.failed == 0, stats.failed_by_stage
     return rows_of(out)
 
 
