@@ -11,7 +11,6 @@ curate writes the card at the end of a run; dedup, split and export rewrite it (
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from toonlab.curate.sidecar import metadata_files, read_shard, sidecar_names
+from toonlab.io import atomic_write, replace_dir
 
 CARD = "README.md"
 SPLITS_DIR = "splits"
@@ -81,7 +81,7 @@ def _origin(source: str) -> str:
 def _write_splits(out: Path, tables: list[tuple[str, pa.Table]]) -> dict[str, int]:
     """Rows of each split (metadata + sidecars) into `splits/<name>/<shard>.parquet`, replacing the folder at once;
     returns the rows per non-empty split (`datasets` reads no empty file and no split without files)."""
-    final, tmp, old = out / SPLITS_DIR, out / f".{SPLITS_DIR}.tmp", out / f".{SPLITS_DIR}.old"
+    tmp = out / f".{SPLITS_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     counts = dict.fromkeys(SPLITS, 0)
     for name in SPLITS:
@@ -91,12 +91,7 @@ def _write_splits(out: Path, tables: list[tuple[str, pa.Table]]) -> dict[str, in
                 (tmp / name).mkdir(parents=True, exist_ok=True)
                 pq.write_table(part, tmp / name / f"{shard}.parquet", compression="zstd")
                 counts[name] += len(part)
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    if tmp.exists():
-        os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(out / SPLITS_DIR, tmp)
     return {name: count for name, count in counts.items() if count}
 
 
@@ -134,10 +129,7 @@ def write_card(out: Path | str) -> Path | None:
     header = card_header(schema, rows, splits)
     body = _body(out, joined, splits)
     text = f"---\n{yaml_text(header)}\n---\n\n{body}"
-    tmp = out / f".{CARD}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, out / CARD)
-    return out / CARD
+    return atomic_write(out / CARD, text)
 
 
 def _values(table: pa.Table, name: str) -> list:

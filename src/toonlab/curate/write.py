@@ -26,6 +26,7 @@ from toonlab.curate.records import RECORD_VERSION, Blob, SourceError, SourceResu
 from toonlab.curate.shards import CLIPS_DIR, add_member, keyframe_json, sample_key
 from toonlab.curate.stages.analyze.keyframes import dynamic_score, timing_label
 from toonlab.curate.stages.annotate import annotation_fields
+from toonlab.io import atomic_path, atomic_write
 
 LEDGER = "_ledger.jsonl"
 
@@ -308,14 +309,9 @@ class DatasetWriter:
 
     def write_errors(self) -> None:
         table = pa.Table.from_pylist(self.ledger.errors, schema=ERROR_SCHEMA)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        tmp = self.out / "errors.parquet.tmp"
-        _fsync_write(tmp, sink.getvalue().to_pybytes())
-        os.replace(tmp, self.out / "errors.parquet")
+        with atomic_path(self.out / "errors.parquet") as tmp:
+            pq.write_table(table, tmp)
 
 
 def write_stats(out: Path, stats: dict) -> None:
-    tmp = Path(out) / "_stats.json.tmp"
-    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True))
-    os.replace(tmp, Path(out) / "_stats.json")
+    atomic_write(Path(out) / "_stats.json", json.dumps(stats, indent=2, sort_keys=True))

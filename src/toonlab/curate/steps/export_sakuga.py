@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from toonlab.curate.taxonomy_table import AXES, OTHERS, TABLE
+from toonlab.io import atomic_path
 
 SAKUGA_SCHEMA = pa.schema(
     [
@@ -165,12 +166,10 @@ def export_sakuga(out: Path | str, dest: Path | str) -> int:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     schema = SAKUGA_SCHEMA.with_metadata({b"pandas": _pandas_metadata()})
-    tmp = dest.with_name(dest.name + ".tmp")
     count = 0
-    with pq.ParquetWriter(tmp, schema, compression="snappy") as writer:
+    with atomic_path(dest) as tmp, pq.ParquetWriter(tmp, schema, compression="snappy") as writer:
         for rows in _batches(Path(out) / "metadata"):
             table = pa.Table.from_pylist([sakuga_row(r, count + i) for i, r in enumerate(rows)], schema=schema)
             writer.write_table(table)
             count += len(rows)
-    tmp.replace(dest)
     return count
