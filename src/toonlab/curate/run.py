@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from toonlab.curate.card import write_card
@@ -75,7 +76,8 @@ class RunStats:
 
 
 def build_pipeline(config: CurateConfig, spool_dir: Path, decoder_threads: int = 0) -> Pipeline:
-    """The factory: a config becomes stage objects once, here."""
+    """The factory: a config becomes stage objects once, here. `decoder_threads`: the CPU threads a worker may
+    give its decoder (0: FFmpeg chooses)."""
     images = None
     if config.image_format != "none":
         images = ImageEncoder(config.image_format, config.image_quality, config.image_max_side)
@@ -160,7 +162,8 @@ def run_curate(
     )
     start = time.perf_counter()
     runner = make_executor(executor, workers, ray_address)
-    for outcome in runner.map(config, refs, writer.spool_dir):
+    build = partial(build_pipeline, config, Path(writer.spool_dir).resolve())  # picklable: workers build their own
+    for outcome in runner.map(build, refs):
         if isinstance(outcome, SourceResult):
             first = writer.ledger.hashes.get(outcome.probe.sha256)
             if first is not None and first != outcome.ref.source:

@@ -35,7 +35,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -383,6 +383,12 @@ class FetchStage:
     def setup(self) -> None:
         self._downloader = Downloader(self.config, self.cache_dir)
         remove_stale_parts(self.cache_dir)
+
+    def max_instances(self, refs: Sequence[VideoRef]) -> int:
+        """Instances worth running for `refs`: the hosts' connection slots (more would wait on the host locks);
+        0 when no source is remote."""
+        hosts = {urllib.parse.urlsplit(ref.url).netloc for ref in refs if ref.url}
+        return len(hosts) * self.config.connections_per_host
 
     def process(self, ref: VideoRef) -> VideoRef:
         if ref.url is None:

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from toonlab.curate.card import write_card
 from toonlab.curate.sidecar import COLUMNS_DIR, metadata_files, read_shard, write_sidecar
@@ -95,8 +94,3 @@ def run_split(out: Path, val: float = 0.05, test: float = 0.05, seed: int = 0, g
         "clip_fraction": {s: round(clips.get(s, 0) / max(1, len(splits)), 4) for s in SPLITS},
         "params": params,
     }
-
-
-def read_splits(out: Path) -> pa.Table:
-    """identifier, split, split_group over the whole dataset (for checks and loaders)."""
-    return pa.concat_tables(pq.read_table(p) for p in sorted((Path(out) / COLUMNS_DIR / NAME).glob("*.parquet")))

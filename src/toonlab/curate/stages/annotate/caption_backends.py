@@ -312,4 +312,8 @@ class TransformersBackend:
         return Caption("; ".join(steps) + ".", raw)
 
 
-BACKENDS: dict[str, type] = {"template": TemplateBackend, "openai": OpenAIBackend, "transformers": TransformersBackend}
+BACKENDS: dict[str, type[CaptionBackend]] = {
+    "template": TemplateBackend,
+    "openai": OpenAIBackend,
+    "transformers": TransformersBackend,
+}
