@@ -9,32 +9,17 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
+from fixed_tags import TAGS, FixedTags
 from PIL import Image
 
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.pairs import as_dict, pairs_type
+from toonlab.curate.pairs import as_dict
 from toonlab.curate.run import run_curate
 from toonlab.curate.stages import annotate
 from toonlab.curate.steps.dedup import run_dedup
 from toonlab.curate.steps.split import run_split
 
 datasets = pytest.importorskip("datasets")
-
-TAGS = {"night": 0.7, "outdoors": 0.9, "no_humans": 0.8, "scenery": 0.6, "building": 0.5}
-
-
-class FixedTags:
-    """Stands in for the tagger, so the key -> value columns (tag_scores, taxonomy_scores) and a caption are filled."""
-
-    name = "fixed_tags"
-    columns = (pa.field("tag_scores", pairs_type(pa.float64())),)
-    model_id = "fixed@1"
-
-    def setup(self):
-        pass
-
-    def annotate(self, view):
-        return {"tag_scores": TAGS}
 
 
 @pytest.fixture(scope="module")
