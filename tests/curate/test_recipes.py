@@ -122,3 +122,14 @@ def test_duckdb_mean_dynamic_score_per_timing_and_a_sidecar_join(curated, rows, 
     """
     counts = dict(duckdb.sql(query).fetchall())
     assert sum(counts.values()) == len(rows) and set(counts) <= {"train", "val", "test"}
+
+
+def test_hf_keyframes_streams_whole_shots_as_images(curated, rows):
+    from toonlab.curate.readers.dataset import UniformKeyframes
+    from toonlab.curate.readers.hf import hf_keyframes
+
+    samples = list(hf_keyframes(curated, UniformKeyframes(3), size=(32, 48)))
+    assert sorted(s["key"] for s in samples) == sorted(rows)
+    for sample in samples:
+        assert len(sample["frames"]) == 3 and sample["frames"][0].size == (48, 32)
+        assert sample["caption"] == rows[sample["key"]]["text_description"]
