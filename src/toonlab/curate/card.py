@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ from toonlab.io import atomic_write, replace_dir
 CARD = "README.md"
 SPLITS_DIR = "splits"
 SPLITS = ("train", "val", "test")
+_COUNTED = ("source", "key_frame_number", "record_version")
 MAX_LISTED_SOURCES = 500  # the card lists at most this many sources; the metadata's `source` column has them all
 
 _DTYPES = {"double": "float64", "float": "float32", "halffloat": "float16"}
@@ -78,21 +80,48 @@ def _origin(source: str) -> str:
     return "local file"
 
 
-def _write_splits(out: Path, tables: list[tuple[str, pa.Table]]) -> dict[str, int]:
-    """Rows of each split (metadata + sidecars) into `splits/<name>/<shard>.parquet`, replacing the folder at once;
-    returns the rows per non-empty split (`datasets` reads no empty file and no split without files)."""
-    tmp = out / f".{SPLITS_DIR}.tmp"
+@dataclass
+class _Tally:
+    """What the card says about the rows, gathered one shard at a time (memory: one shard, plus one count per
+    source)."""
+
+    rows: int = 0
+    keyframes: int = 0
+    sources: Counter = field(default_factory=Counter)
+    versions: set = field(default_factory=set)
+    splits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+
+    def add(self, table: pa.Table) -> None:
+        self.rows += len(table)
+        self.keyframes += sum(v or 0 for v in _values(table, "key_frame_number"))
+        self.sources.update(_values(table, "source"))
+        self.versions |= {v for v in _values(table, "record_version") if v is not None}
+
+
+def _tally(out: Path, with_splits: bool) -> tuple[_Tally, pa.Schema]:
+    """One pass over the shards; with `with_splits`, each split's rows (metadata + sidecars) also go to
+    `splits/<name>/<shard>.parquet`, the folder replaced at once. Empty files are not written (`datasets` reads
+    no empty file and no split without files)."""
+    tally, tmp = _Tally(), out / f".{SPLITS_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    counts = dict.fromkeys(SPLITS, 0)
-    for name in SPLITS:
-        for shard, table in tables:
+    files = metadata_files(out)
+    schema = read_shard(out, files[0]).schema if with_splits else pq.read_schema(files[0])
+    for meta_file in files:
+        if not with_splits:
+            names = pq.read_schema(meta_file).names
+            tally.add(pq.read_table(meta_file, columns=[c for c in _COUNTED if c in names]))
+            continue
+        table = read_shard(out, meta_file)
+        tally.add(table)
+        for name in SPLITS:
             part = table.filter(pc.equal(table.column("split"), name))
             if len(part):
                 (tmp / name).mkdir(parents=True, exist_ok=True)
-                pq.write_table(part, tmp / name / f"{shard}.parquet", compression="zstd")
-                counts[name] += len(part)
-    replace_dir(out / SPLITS_DIR, tmp)
-    return {name: count for name, count in counts.items() if count}
+                pq.write_table(part, tmp / name / meta_file.name, compression="zstd")
+                tally.splits[name] += len(part)
+    replace_dir(out / SPLITS_DIR, tmp)  # no split files (split not run): any old splits/ folder goes
+    tally.splits = {name: count for name, count in tally.splits.items() if count}
+    return tally, schema
 
 
 def card_header(schema: pa.Schema, rows: int, splits: dict[str, int] | None) -> dict:
@@ -118,17 +147,9 @@ def write_card(out: Path | str) -> Path | None:
     out = Path(out)
     if not any((out / "metadata").glob("*.parquet")):
         return None
-    tables = [(f.stem, read_shard(out, f)) for f in metadata_files(out)]
-    joined = pa.concat_tables([t for _, t in tables], promote_options="default")
-    splits = _write_splits(out, tables) if "split" in sidecar_names(out) else None
-    if splits is None:
-        shutil.rmtree(out / SPLITS_DIR, ignore_errors=True)
-    base = pq.read_schema(metadata_files(out)[0])
-    schema = joined.schema if splits else base
-    rows = len(joined)
-    header = card_header(schema, rows, splits)
-    body = _body(out, joined, splits)
-    text = f"---\n{yaml_text(header)}\n---\n\n{body}"
+    tally, schema = _tally(out, "split" in sidecar_names(out))
+    header = card_header(schema, tally.rows, tally.splits or None)
+    text = f"---\n{yaml_text(header)}\n---\n\n{_body(out, tally)}"
     return atomic_write(out / CARD, text)
 
 
@@ -136,15 +157,15 @@ def _values(table: pa.Table, name: str) -> list:
     return table.column(name).to_pylist() if name in table.column_names else []
 
 
-def _body(out: Path, table: pa.Table, splits: dict[str, int] | None) -> str:
-    shots = Counter(_values(table, "source"))
+def _body(out: Path, tally: _Tally) -> str:
+    shots, splits = tally.sources, tally.splits
     sources = sorted(shots)
-    versions = "/".join(str(v) for v in sorted({v for v in _values(table, "record_version") if v is not None}))
+    versions = "/".join(str(v) for v in sorted(tally.versions))
     lines = [
         f"# {out.name}",
         "",
-        f"Cartoon shots curated by `toonlab curate` (record version {versions or '?'}): {len(table):,} shots with "
-        f"{sum(v or 0 for v in _values(table, 'key_frame_number')):,} unique drawings (keyframes) from "
+        f"Cartoon shots curated by `toonlab curate` (record version {versions or '?'}): {tally.rows:,} shots with "
+        f"{tally.keyframes:,} unique drawings (keyframes) from "
         f"{len(sources):,} source videos.",
         "",
         "- `metadata/*.parquet`: one row per shot (Sakuga-42M column names plus ours): `load_dataset` of this folder.",
@@ -154,7 +175,7 @@ def _body(out: Path, table: pa.Table, splits: dict[str, int] | None) -> str:
         + ".",
     ]
     if splits:
-        unsplit = len(table) - sum(splits.values())
+        unsplit = tally.rows - sum(splits.values())
         counts = ", ".join(f"{name} {count:,}" for name, count in splits.items())
         late = f"; {unsplit:,} shots added after `toonlab split` ran are in no split until it runs again"
         lines.append(
