@@ -158,8 +158,8 @@ def test_sakuga_parquet_end_to_end(tmp_path, sakuga_post):
         redetected = run_curate([str(parquet)], tmp_path / "detect", detect, workers=1)
         assert server.count(f"/data/{md5}.mp4") == 1  # the cache serves the second run
 
-    assert stats["sources"] == {"total": 2, "ok": 1, "failed": 1, "skipped_done": 0}
-    assert stats["dropped"] == {"NaN scene_end_time": 1, "released scene outside the decoded stream": 1}
+    assert stats.as_dict()["sources"] == {"total": 2, "ok": 1, "failed": 1, "skipped_done": 0}
+    assert stats.dropped == {"NaN scene_end_time": 1, "released scene outside the decoded stream": 1}
     errors = pq.read_table(tmp_path / "out" / "errors.parquet").to_pylist()
     assert [(e["source"], e["stage"], e["reason"]) for e in errors] == [(missing, "download", "HTTP 404 Not Found")]
 
@@ -186,12 +186,12 @@ def test_sakuga_parquet_end_to_end(tmp_path, sakuga_post):
         ("140633:2", s2, e2),
         ("140633:3", s3, e3),
     ]
-    assert redetected["dropped"] == {"NaN scene_end_time": 1}
+    assert redetected.dropped == {"NaN scene_end_time": 1}
 
 
 def test_shots_given_without_scenes_is_an_error_row(tmp_path, two_clips):
     stats = run_curate([str(two_clips[0].path)], tmp_path, CurateConfig(shots="given"))
-    assert stats["failed_by_stage"] == {"shots": 1}
+    assert stats.failed_by_stage == {"shots": 1}
     reason = pq.read_table(tmp_path / "errors.parquet").to_pylist()[0]["reason"]
     assert "needs released scenes" in reason
 
@@ -301,20 +301,20 @@ def test_unreadable_folders_fifos_and_symlink_loops_are_reported_and_the_run_goe
             assert str(folder / name) in warned, name
         assert "FIFO" in warned and "symlink loop" in warned
         stats = run_curate([str(folder)], tmp_path / "out")
-        assert stats["sources"]["ok"] == 1 and len(stats["input_warnings"]) == 5
+        assert stats.sources.ok == 1 and len(stats.input_warnings) == 5
     finally:
         (folder / "locked").chmod(0o755)
 
 
 def _shard_sizes(out) -> dict[str, tuple[int, int]]:
-    """shard -> (parquet rows, tar samples)."""
+    """shard -> (parquet rows, shots with samples in the tar)."""
     import tarfile
 
     sizes = {}
     for meta in sorted((out / "metadata").glob("*.parquet")):
         with tarfile.open(out / "shards" / f"{meta.stem}.tar") as tar:
-            samples = {m.name.split(".", 1)[0] for m in tar}
-        sizes[meta.stem] = (pq.read_metadata(meta).num_rows, len(samples))
+            shots = {m.name.rsplit(".", 1)[0].rsplit("_", 1)[0] for m in tar}  # <shot key>_<frame>.<ext>
+        sizes[meta.stem] = (pq.read_metadata(meta).num_rows, len(shots))
     return sizes
 
 
@@ -329,19 +329,19 @@ def test_many_scenes_of_one_url_honour_shard_samples(tmp_path, sakuga_post):
         pq.write_table(sakuga_table(rows), parquet)
         config = CurateConfig(download=FAST, download_cache=str(tmp_path / "cache"), shard_max_samples=5)
         out = tmp_path / "out"
-        assert run_curate([str(parquet)], out, config)["shots"] == 12
+        assert run_curate([str(parquet)], out, config).shots == 12
         assert list(_shard_sizes(out).values()) == [(5, 5), (5, 5), (2, 2)]
         whole = sorted(r["identifier"] for r in ds.dataset(out / "metadata").to_table().to_pylist())
         assert len(whole) == 12
 
         ledger = out / "_ledger.jsonl"
         ledger.write_text("")  # killed after the renames, before the ledger line: the shards are adopted whole
-        assert run_curate([str(parquet)], out, config)["sources"]["skipped_done"] == 1
+        assert run_curate([str(parquet)], out, config).sources.skipped_done == 1
         assert list(_shard_sizes(out).values()) == [(5, 5), (5, 5), (2, 2)]
 
         ledger.write_text("")  # killed between renames: one shard's parquet never got its final name
         (out / "metadata" / "00001.parquet").unlink()
         stats = run_curate([str(parquet)], out, config)
-        assert stats["sources"]["ok"] == 1 and stats["shots"] == 12
+        assert stats.sources.ok == 1 and stats.shots == 12
     again = sorted(r["identifier"] for r in ds.dataset(out / "metadata").to_table().to_pylist())
     assert again == whole and all(rows <= 5 for rows, _ in _shard_sizes(out).values())

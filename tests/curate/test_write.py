@@ -33,14 +33,14 @@ def test_torn_ledger_line_keeps_its_shard_and_later_records(tmp_path, two_clips)
     assert rows_first
     _tear_last_line(out)  # the only shard line is now unreadable
     stats = run_curate([second], out)  # a later run into the same OUT, other inputs
-    assert stats["sources"]["ok"] == 1
+    assert stats.sources.ok == 1
     torn, *records = (out / LEDGER).read_text().splitlines()  # the torn line, then whole records on lines of their own
     assert [json.loads(line).get("recovered", False) for line in records] == [True, False]
     rows = rows_without_shard(out)
     assert {r["source"] for r in rows} == {first, second}
     assert [r for r in rows if r["source"] == first] == rows_first
     again = run_curate([first, second], out)  # both are known finished: nothing redone, nothing twice
-    assert again["sources"]["skipped_done"] == 2 and rows_without_shard(out) == rows
+    assert again.sources.skipped_done == 2 and rows_without_shard(out) == rows
 
 
 def test_record_glued_onto_a_torn_line_is_recovered(tmp_path):
@@ -68,4 +68,4 @@ def test_second_run_into_a_busy_output_is_refused_and_deletes_nothing(tmp_path, 
     with pytest.raises(RunError, match=f"PID {os.getpid()}"):
         run_curate([str(two_clips[0].path)], out)
     writer.close()  # the first run ends: OUT is free again
-    assert run_curate([str(two_clips[0].path)], out)["sources"]["ok"] == 1
+    assert run_curate([str(two_clips[0].path)], out).sources.ok == 1

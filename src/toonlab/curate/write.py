@@ -7,13 +7,14 @@ line names (a run killed before every rename) are deleted; a complete group whos
 between renames and ledger line, or a line torn by power loss) is recorded again from its own files. So a run
 killed at any moment and rerun loses nothing and writes nothing twice. One run writes a directory at a time (an
 exclusive lock on `_lock`).
+
+Shard layout (one sample per keyframe, fixed member names): see shards.py.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import io
 import json
 import os
 import tarfile
@@ -25,9 +26,12 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from toonlab.curate.pairs import is_pairs, to_pairs
 from toonlab.curate.records import RECORD_VERSION, Blob, SourceError, SourceResult
+from toonlab.curate.shards import CLIPS_DIR, add_member, keyframe_json, sample_key, sample_keys
 from toonlab.curate.stages.analyze.keyframes import dynamic_score, timing_label
 from toonlab.curate.stages.annotate import annotation_fields
+from toonlab.io import atomic_path, atomic_write
 
 LEDGER = "_ledger.jsonl"
 COMMIT_KEY = b"toonlab.commit"  # parquet metadata: the shards committed with this one (JSON list)
@@ -91,8 +95,18 @@ def url_for(source: str) -> str:
     return Path(source).resolve().as_uri()
 
 
+def _pairs_columns() -> frozenset[str]:
+    return frozenset(f.name for f in dataset_schema() if is_pairs(f.type))
+
+
+def _stored(annotations: dict[str, object], pairs: frozenset[str]) -> dict[str, object]:
+    """Annotator values as the metadata stores them: mappings become lists of {"key", "value"}."""
+    return {k: to_pairs(v) if k in pairs else v for k, v in annotations.items()}
+
+
 def shot_rows(result: SourceResult, shard: str) -> list[dict]:
-    """One row per shot of a source, with the WebDataset key of its sample."""
+    """One row per shot of a source; `key` names the shot's samples in the shard (see shards.py)."""
+    pairs = _pairs_columns()
     probe = result.probe
     fps = probe.fps
     url = result.ref.url or url_for(result.ref.source)
@@ -130,7 +144,7 @@ def shot_rows(result: SourceResult, shard: str) -> list[dict]:
                 "shard": shard,
                 "key": f"{result.video_id}_{number:04d}",
                 "record_version": RECORD_VERSION,
-                **(result.annotations[position] if result.annotations else {}),
+                **(_stored(result.annotations[position], pairs) if result.annotations else {}),
             }
         )
     return rows
@@ -161,6 +175,7 @@ class Ledger:
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> source, for committed sources
     shards: set[str] = field(default_factory=set)
     errors: list[dict] = field(default_factory=list)
+    versions: set[int] = field(default_factory=set)  # record versions of the committed shards
     torn: int = 0  # unreadable lines (or line ends) found at open
     _open_line: bool = False  # the file does not end with a newline
 
@@ -186,6 +201,7 @@ class Ledger:
     def _apply(self, entry: dict) -> None:
         if entry.get("kind") == "shard":
             self.shards.update(entry.get("shards") or [entry["shard"]])  # a commit group, or one shard
+            self.versions.add(entry.get("v", 1))
             for src in entry["sources"]:
                 self.done.add(src["source"])
                 self.hashes[src["sha256"]] = src["source"]
@@ -250,14 +266,15 @@ def _committed_sources(meta: Path, tar: Path, shard: str) -> tuple[list[str], li
     files; None when they are not both complete: the parquet reads, names this shard, and every row's sample is
     in the tar."""
     try:
-        table = pq.read_table(meta, columns=["source", "source_sha256", "video_id", "key", "shard"])
+        columns = ["source", "source_sha256", "video_id", "key", "shard", "keyframe_indices", "record_version"]
+        table = pq.read_table(meta, columns=columns)
         with tarfile.open(tar) as archive:
             members = {name.split(".", 1)[0] for name in archive.getnames()}
         group = json.loads((table.schema.metadata or {}).get(COMMIT_KEY, b"null")) or [shard]
     except (OSError, EOFError, ValueError, tarfile.TarError, pa.ArrowException):
         return None
     rows = table.to_pylist()
-    if not rows or any(r["shard"] != shard or r["key"] not in members for r in rows):
+    if not rows or any(r["shard"] != shard or not sample_keys(r) <= members for r in rows):
         return None
     return [str(name) for name in group], [
         {"source": r["source"], "sha256": r["source_sha256"], "video_id": r["video_id"], "shots": 1} for r in rows
@@ -282,6 +299,7 @@ class _Part:
     name: str
     rows: list[dict] = field(default_factory=list)
     bytes: int = 0
+    clips: bool = False  # whether `clips/<name>.tar` was opened
 
 
 class DatasetWriter:
@@ -296,6 +314,7 @@ class DatasetWriter:
         self.meta_dir = self.out / "metadata"
         self.shard_dir = self.out / "shards"
         self.spool_dir = self.out / "_spool"  # workers' per-source files, consumed by add()
+        self.clip_dir = self.out / CLIPS_DIR  # made when the first clip file arrives
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = lock_output(self.out)  # before anything is cleaned: another run's files are not orphans
         for d in (self.meta_dir, self.shard_dir, self.spool_dir):
@@ -306,6 +325,7 @@ class DatasetWriter:
         self._remove_orphans()
         self._next = 1 + max((int(s) for s in self.ledger.shards), default=-1)
         self._tar: tarfile.TarFile | None = None  # the last part's, open for writing
+        self._clips: tarfile.TarFile | None = None  # the last part's clip tar, once a clip arrives
         self._parts: list[_Part] = []
         self._sources: list[dict] = []
 
@@ -323,8 +343,8 @@ class DatasetWriter:
                 group, sources = found
                 entry = {"kind": "shard", "v": RECORD_VERSION, "shard": name, "shards": group, "sources": sources}
                 self.ledger.append({**entry, "recovered": True})
-        for folder in (self.meta_dir, self.shard_dir):
-            for path in folder.iterdir():
+        for folder in (self.meta_dir, self.shard_dir, self.clip_dir):
+            for path in folder.iterdir() if folder.is_dir() else ():
                 if path.name.split(".")[0] not in self.ledger.shards or path.name.endswith(".tmp"):
                     path.unlink()
 
@@ -345,10 +365,15 @@ class DatasetWriter:
         part = self._parts[-1]
         return part.bytes >= self.max_bytes or len(part.rows) >= self.max_samples
 
+    def _close_tars(self) -> None:
+        for tar in (self._tar, self._clips):
+            if tar is not None:
+                tar.close()
+        self._tar = self._clips = None
+
     def _roll(self) -> None:
         """Open the next shard of the commit group."""
-        if self._tar is not None:
-            self._tar.close()
+        self._close_tars()
         name = f"{self._next:05d}"
         self._next += 1
         self._tar = tarfile.open(self.shard_dir / f"{name}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
@@ -365,16 +390,17 @@ class DatasetWriter:
                     self._roll()
                 part = self._parts[-1]
                 row["shard"] = part.name
-                self._member(row["key"], "json", json.dumps(row, sort_keys=True).encode())
-                if row.get("text_description") is not None:  # the caption, as WebDataset's conventional txt
-                    self._member(row["key"], "txt", row["text_description"].encode())
-                for index in row["keyframe_indices"]:
+                for order, index in enumerate(row["keyframe_indices"]):
+                    key = sample_key(row["key"], index)
+                    self._member(self._tar, f"{key}.json", keyframe_json(row, order, index))
                     if index in result.images:  # absent when the run keeps no images
                         blob = result.images[index]
-                        self._member(row["key"], f"{index:06d}.{blob.ext}", _read(spool, blob))
+                        self._member(self._tar, f"{key}.{blob.ext}", _read(spool, blob))
                 if position in result.clips:
                     blob = result.clips[position]
-                    self._member(row["key"], blob.ext, _read(spool, blob))
+                    clip_json = json.dumps({"shot": row["key"], "identifier": row["identifier"]}).encode()
+                    self._member(self._clip_tar(), f"{row['key']}.json", clip_json)
+                    self._member(self._clip_tar(), f"{row['key']}.{blob.ext}", _read(spool, blob))
                 part.rows.append(row)
         result.spool.unlink()
         self._sources.append(
@@ -387,12 +413,17 @@ class DatasetWriter:
         )
         return rows
 
-    def _member(self, key: str, ext: str, data: bytes) -> None:
-        info = tarfile.TarInfo(f"{key}.{ext}")
-        info.size = len(data)
-        info.mtime = 0
-        self._tar.addfile(info, io.BytesIO(data))
-        self._parts[-1].bytes += len(data) + 1024
+    def _member(self, tar: tarfile.TarFile, name: str, data: bytes) -> None:
+        self._parts[-1].bytes += add_member(tar, name, data)
+
+    def _clip_tar(self) -> tarfile.TarFile:
+        """The open part's clip tar (`clips/<shard>.tar`), opened when its first clip arrives."""
+        if self._clips is None:
+            part = self._parts[-1]
+            self.clip_dir.mkdir(exist_ok=True)
+            self._clips = tarfile.open(self.clip_dir / f"{part.name}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
+            part.clips = True
+        return self._clips
 
     def fail(self, error: SourceError) -> None:
         self.ledger.append({"kind": "error", "v": RECORD_VERSION, "time": time.time(), **error.__dict__})
@@ -400,15 +431,15 @@ class DatasetWriter:
     def commit(self) -> None:
         """Make the open commit group durable and visible: fsync every tar and parquet, rename the tars then the
         parquets, then one ledger line naming them all."""
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
+        self._close_tars()
         if not self._parts:
             return
         names = [part.name for part in self._parts]
+        clip_names = [part.name for part in self._parts if part.clips]
         for part in self._parts:
-            with open(self.shard_dir / f"{part.name}.tar.tmp", "rb+") as fh:
-                os.fsync(fh.fileno())
+            for folder in [self.shard_dir] + ([self.clip_dir] if part.clips else []):
+                with open(folder / f"{part.name}.tar.tmp", "rb+") as fh:
+                    os.fsync(fh.fileno())
             table = pa.Table.from_pylist(part.rows, schema=dataset_schema())
             table = table.replace_schema_metadata({COMMIT_KEY: json.dumps(names)})
             sink = pa.BufferOutputStream()
@@ -416,6 +447,8 @@ class DatasetWriter:
             _fsync_write(self.meta_dir / f"{part.name}.parquet.tmp", sink.getvalue().to_pybytes())
         for name in names:
             os.replace(self.shard_dir / f"{name}.tar.tmp", self.shard_dir / f"{name}.tar")
+        for name in clip_names:
+            os.replace(self.clip_dir / f"{name}.tar.tmp", self.clip_dir / f"{name}.tar")
         for name in names:
             os.replace(self.meta_dir / f"{name}.parquet.tmp", self.meta_dir / f"{name}.parquet")
         entry = {"kind": "shard", "v": RECORD_VERSION, "shard": names[0], "shards": names}
@@ -429,14 +462,9 @@ class DatasetWriter:
 
     def write_errors(self) -> None:
         table = pa.Table.from_pylist(self.ledger.errors, schema=ERROR_SCHEMA)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        tmp = self.out / "errors.parquet.tmp"
-        _fsync_write(tmp, sink.getvalue().to_pybytes())
-        os.replace(tmp, self.out / "errors.parquet")
+        with atomic_path(self.out / "errors.parquet") as tmp:
+            pq.write_table(table, tmp)
 
 
 def write_stats(out: Path, stats: dict) -> None:
-    tmp = Path(out) / "_stats.json.tmp"
-    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True))
-    os.replace(tmp, Path(out) / "_stats.json")
+    atomic_write(Path(out) / "_stats.json", json.dumps(stats, indent=2, sort_keys=True))
