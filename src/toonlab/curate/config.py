@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from toonlab.curate.decode import MAX_FRAME_PIXELS
 from toonlab.curate.download import DownloadConfig
 
 ImageFormat = Literal["jpg", "webp", "png", "none"]  # none: keyframe indices only, no images
@@ -29,6 +30,10 @@ class CurateConfig:
     shots: Literal["auto", "detect", "given"] = "auto"
     download: DownloadConfig = field(default_factory=DownloadConfig)
     download_cache: str | None = None  # folder of fetched remote sources; None: OUT/_downloads
+    max_frame_pixels: int = MAX_FRAME_PIXELS  # a source with larger pictures is an error row naming its size
+    # "fast": compiled analysis kernels and JPEG from the decoder's YUV planes; "reference": the NumPy/OpenCV
+    # analysis and RGB -> OpenCV JPEG path, kept to check and benchmark the fast one (same shots and keyframes)
+    kernels: Literal["fast", "reference"] = "fast"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ssim_threshold <= 1.0:
@@ -53,6 +58,10 @@ class CurateConfig:
             raise ValueError(f"shots must be auto, detect or given, got {self.shots!r}")
         if self.shard_max_samples < 1 or self.shard_max_bytes < 1:
             raise ValueError("shard limits must be >= 1")
+        if self.max_frame_pixels < 1:
+            raise ValueError(f"max_frame_pixels must be >= 1, got {self.max_frame_pixels}")
+        if self.kernels not in ("fast", "reference"):
+            raise ValueError(f"kernels must be fast or reference, got {self.kernels!r}")
         if self.image_max_side is not None and self.image_max_side < 16:
             raise ValueError(f"image_max_side must be >= 16, got {self.image_max_side}")
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from toonlab.curate.analyze import AnalyzeStage, ImageEncoder, Resources, StageError
+from toonlab.curate.analyze import AnalyzeStage, Resources, StageError
 from toonlab.curate.annotate import REGISTRY, AnnotateStage
 from toonlab.curate.clips import ClipStage
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.download import FetchStage
+from toonlab.curate.images import make_image_encoder
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
 from toonlab.curate.sources import collect_sources
 from toonlab.curate.write import DatasetWriter, write_stats
@@ -98,9 +99,7 @@ class Pipeline:
 
 def build_pipeline(config: CurateConfig, spool_dir: Path, decoder_threads: int = 0) -> Pipeline:
     """The factory: a config becomes stage objects once, here."""
-    images = None
-    if config.image_format != "none":
-        images = ImageEncoder(config.image_format, config.image_quality, config.image_max_side)
+    images = make_image_encoder(config.image_format, config.image_quality, config.image_max_side, config.kernels)
     cache = Path(config.download_cache) if config.download_cache else Path(spool_dir).parent / "_downloads"
     stages: list[Stage] = [
         FetchStage(config.download, cache),
@@ -112,6 +111,8 @@ def build_pipeline(config: CurateConfig, spool_dir: Path, decoder_threads: int =
             spool_dir,
             decoder_threads,
             shots=config.shots,
+            kernels=config.kernels,
+            max_frame_pixels=config.max_frame_pixels,
         ),
     ]
     if config.annotate:
