@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from toonlab.curate import kernels, keyframes, shots
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.images import ImageEncoder, YuvJpegEncoder
-from toonlab.curate.pipeline import run_curate
+from toonlab.curate.run import run_curate
+from toonlab.curate.stages.analyze import kernels, keyframes, shots
+from toonlab.curate.stages.analyze.images import ImageEncoder, YuvJpegEncoder
 
 
 def _noisy_run(seed: int, n: int = 9) -> np.ndarray:

@@ -72,7 +72,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _fused_ssim(frames: np.ndarray) -> np.ndarray:
-    from toonlab.curate.kernels import consecutive_ssim as compiled
+    from toonlab.curate.stages.analyze.kernels import consecutive_ssim as compiled
 
     return compiled(frames)
 

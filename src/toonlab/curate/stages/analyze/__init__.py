@@ -8,17 +8,24 @@ import time
 from array import array
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from toonlab.curate.decode import MAX_FRAME_PIXELS, QUEUED_BYTES, DecodeError, VideoDecoder, frame_bytes, sha256_file
-from toonlab.curate.images import EncodeError, ImageEncoder, YuvJpegEncoder, upright_turns
-from toonlab.curate.keyframes import KeyframeSelector, shot_keyframes
 from toonlab.curate.records import Blob, Probe, Shot, SourceResult, VideoRef
-from toonlab.curate.shots import GivenShots, ShotDetector, make_detector
-from toonlab.curate.spool import Spool
+from toonlab.curate.stage import Resources, StageError
+from toonlab.curate.stages.analyze.decode import (
+    MAX_FRAME_PIXELS,
+    QUEUED_BYTES,
+    DecodeError,
+    VideoDecoder,
+    frame_bytes,
+    sha256_file,
+)
+from toonlab.curate.stages.analyze.images import EncodeError, ImageEncoder, YuvJpegEncoder, upright_turns
+from toonlab.curate.stages.analyze.keyframes import KeyframeSelector, shot_keyframes
+from toonlab.curate.stages.analyze.shots import GivenShots, ShotDetector, make_detector
+from toonlab.curate.stages.analyze.spool import Spool
 from toonlab.extras import require
 
 BATCH = 16  # frames analysed together at most (fewer for large pictures: decode.batch_size)
@@ -27,24 +34,6 @@ _TRUNCATED_SHARE = 0.9
 
 
 Encoder = ImageEncoder | YuvJpegEncoder
-
-
-class StageError(RuntimeError):
-    """A source failed in a named stage; `reason` is a sentence for the errors table."""
-
-    def __init__(self, stage: str, reason: str) -> None:
-        super().__init__(reason)
-        self.stage = stage
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one instance of a stage needs, so an executor (local pool, Ray) can place it."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-    network: bool = False  # waits on remote hosts (the download stage), so it may run beside busy CPUs
 
 
 class _EncodeQueue:
@@ -146,7 +135,7 @@ class AnalyzeStage:
         require("av")
         require("cv2")
         if self.kernels == "fast":  # compile (or load from numba's cache) once per worker, not in the first source
-            from toonlab.curate.kernels import warm_up
+            from toonlab.curate.stages.analyze.kernels import warm_up
 
             warm_up()
 

@@ -81,7 +81,7 @@ def fused_features(
     hsv: np.ndarray, first: np.ndarray, first_hist: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`reference_features` in one compiled pass over the batch (numba)."""
-    from toonlab.curate.kernels import shot_features
+    from toonlab.curate.stages.analyze.kernels import shot_features
 
     return shot_features(hsv, first, first_hist, _CODE_PARTS)
 
