@@ -13,8 +13,9 @@ neighbours) with three changes that matter for animation:
   * each confirmed cut must also change the colour histogram, which fast pans and camera shake keep.
 Lengths given in frames (`min_scene_len`, `flash_frames`) mean frames at `REFERENCE_FPS` when the stream has
 fewer frames per second (a 2 fps slideshow or a variable-rate stream): a scene may also end once it has lasted
-`min_scene_len / REFERENCE_FPS` seconds, and frames further apart than `(flash_frames + 1) / REFERENCE_FPS`
-seconds are never one impact. At REFERENCE_FPS and above the frame counts decide alone, as before.
+`min_scene_len / REFERENCE_FPS` seconds, frames further apart than `(flash_frames + 1) / REFERENCE_FPS`
+seconds are never one impact, and the adaptive neighbours are those within `window / REFERENCE_FPS` seconds.
+At REFERENCE_FPS and above the frame counts decide alone, as before.
 Features are computed for a whole batch with a few array operations; the decision runs per frame on scalars.
 `PySceneDetectAdaptive` runs the library's AdaptiveDetector on the same frames, as a baseline.
 """
@@ -163,7 +164,7 @@ class AnimationShotDetector:
         around = [
             self._delta[j]
             for j in range(t - self.window, t + self.window + 1)
-            if j != t and j >= 1 and self._delta.get(j, 0.0) > self.hold_delta
+            if j != t and j >= 1 and self._delta.get(j, 0.0) > self.hold_delta and self._near(j, t, self.window)
         ]
         baseline = float(np.mean(around)) if around else self.hold_delta
         if delta / baseline < self.adaptive_threshold or self._is_impact(t, 0.5 * delta):
@@ -179,12 +180,11 @@ class AnimationShotDetector:
             return True
         return t in self._time and self._time[t] - self._last_cut_time >= self.min_scene_len / REFERENCE_FPS - 1e-9
 
-    def _close_in_time(self, b: int, a: int) -> bool:
-        """Frames b < a are close enough for an impact between them: at most flash_frames + 1 frames at
-        REFERENCE_FPS apart (always true without times)."""
-        if b not in self._time or a not in self._time:
+    def _near(self, a: int, b: int, frames: int) -> bool:
+        """Frames a and b are at most `frames` frames at REFERENCE_FPS apart in time (always true without times)."""
+        if a not in self._time or b not in self._time:
             return True
-        return self._time[a] - self._time[b] <= (self.flash_frames + 1) / REFERENCE_FPS + 1e-9
+        return abs(self._time[a] - self._time[b]) <= frames / REFERENCE_FPS + 1e-9
 
     def _is_impact(self, t: int, small: float) -> bool:
         """True when the picture comes back across the jump at t: some frame up to `flash_frames` before it
@@ -192,7 +192,7 @@ class AnimationShotDetector:
         k, hsv = self.flash_frames, self._hsv
         for b in range(t - 1, t - 2 - k, -1):
             for a in range(t, b + k + 2):
-                if a - b < 2 or b not in hsv or a not in hsv or not self._close_in_time(b, a):
+                if a - b < 2 or b not in hsv or a not in hsv or not self._near(b, a, self.flash_frames + 1):
                     continue
                 if _content(hsv[b], hsv[a]) < small:
                     return True
