@@ -209,25 +209,24 @@ class VideoDecoder:
 class _Clock:
     """Presentation time of each frame in seconds from the first one, from its timestamp (variable frame rate
     streams keep their real times); a frame without one, or one that would run backwards, gets the previous
-    time plus one nominal frame (1 / average fps)."""
+    time plus one nominal frame (1 / average fps). Integer timestamp arithmetic: this runs once per frame."""
 
     def __init__(self, info: StreamInfo) -> None:
-        self._base = info.time_base
-        self._step = 1 / info.fps
-        self._first: Fraction | None = None
-        self._last: Fraction | None = None
+        self._num, self._den = info.time_base.numerator, info.time_base.denominator
+        self._step = float(1 / info.fps)
+        self._first: int | None = None
+        self._last = -self._step  # so that the first frame without a timestamp is at 0
         self._times: list[float] = []
 
     def tick(self, frame) -> None:
-        pts = frame.pts if self._base else None
-        t = None if pts is None else pts * self._base
-        if t is not None and self._first is None:
-            self._first = t
-        t = None if t is None else t - self._first
-        if t is None or (self._last is not None and t <= self._last):
-            t = Fraction(0) if self._last is None else self._last + self._step
+        pts = frame.pts if self._num else None
+        if pts is not None and self._first is None:
+            self._first = pts
+        t = None if pts is None else (pts - self._first) * self._num / self._den
+        if t is None or t <= self._last:
+            t = self._last + self._step
         self._last = t
-        self._times.append(float(t))
+        self._times.append(t)
 
     def take(self) -> np.ndarray:
         times, self._times = np.asarray(self._times, np.float64), []
