@@ -159,7 +159,7 @@ def toonlab_curate(workers: int, executor: str = "local", name: str = "", **conf
         with tempfile.TemporaryDirectory(prefix="toonlab-bench-") as out:
             stats = _run_curate()(
                 [str(p) for p in files], Path(out), CurateConfig(**config), workers=workers, executor=executor
-            )
+            ).as_dict()
             rows = pq.read_table(Path(out) / "metadata").to_pylist()
         if name:
             SHOTS[name] = sorted(
