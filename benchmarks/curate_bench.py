@@ -1,14 +1,19 @@
 """Curate throughput, shot F1 and memory, side by side in one run.
 
-    python benchmarks/curate_bench.py [--quick] [--media .cache/media/clips] [--with-synth]
+    python benchmarks/curate_bench.py [--quick] [--media .cache/media/clips] [--with-synth] [--long 20000]
 
 Methods, all on the same files:
 - decode ceiling: PyAV decodes every frame (thread_type AUTO), no conversion;
-- PySceneDetect: AdaptiveDetector with the Sakuga-42M settings, its own decode loop;
+- PySceneDetect: AdaptiveDetector with the Sakuga-42M settings, its own PyAV decode loop (backend "pyav");
 - Sakuga reference: that split, then the released detect_keyframes.py loop (OpenCV frames, 64x64
   resize of previous and current frame, YUV, Y, skimage SSIM < 0.95) over every detected scene,
   reading the source directly (no clip re-encode, no keyframe-video writing);
-- toonlab curate: `run_curate` into a temporary folder with 1 and 2 workers.
+- toonlab curate: `run_curate` into a temporary folder: default settings (shots, unique drawings, JPEG
+  keyframes) and metadata-only (`--image-format none`), each on the fast path and on the reference path it
+  replaced (`kernels="reference"`: NumPy/OpenCV analysis, RGB -> OpenCV JPEG), 1 worker; the default with
+  2 workers on the local executor and on Ray.
+With `--long N` the 1-worker methods also run on a generated N-frame 640x480 H.264 file (`long_video.py`).
+The fast and reference paths must agree: same shots and keyframe indices (checked and printed).
 
 Then shot F1 on the synthetic cut set (PySceneDetect Adaptive vs toonlab, cuts within +-1 frame)
 and peak memory of toonlab on a synthetic clip of N and 4N frames (a fresh process each).
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,6 +40,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests" / "curate"), str(ROOT / "src")]  # synth: the test clips
 
+from long_video import long_video  # noqa: E402
 from shot_eval import SAKUGA_ADAPTIVE, evaluate, pyscenedetect_cuts  # noqa: E402
 from synth import ShotSpec, SynthClip, standard_cut_set, write_clip  # noqa: E402
 
@@ -61,7 +68,7 @@ def _scenes(path: Path) -> tuple[list[int], int]:
     """Scene start frames (first one 0) and frames read, by PySceneDetect with the Sakuga settings."""
     from scenedetect import AdaptiveDetector, SceneManager, open_video
 
-    video = open_video(str(path))
+    video = open_video(str(path), backend="pyav")
     manager = SceneManager()
     manager.add_detector(AdaptiveDetector(**SAKUGA_ADAPTIVE))
     manager.detect_scenes(video)
@@ -137,13 +144,30 @@ def _run_curate():
     return run_curate
 
 
-def toonlab_curate(workers: int) -> Callable[[Sequence[Path]], dict]:
+# (shot ranges, keyframe indices) per source, by toonlab method, from its last timed run
+SHOTS: dict[str, list[tuple]] = {}
+
+
+def toonlab_curate(workers: int, executor: str = "local", name: str = "", **config) -> Callable:
+    """A timed method: run_curate with `config` (CurateConfig fields); `name` records its shots in SHOTS."""
+
     def run(files: Sequence[Path]) -> dict:
         import pyarrow.parquet as pq
 
+        from toonlab.curate.config import CurateConfig
+
         with tempfile.TemporaryDirectory(prefix="toonlab-bench-") as out:
-            stats = _run_curate()([str(p) for p in files], Path(out), workers=workers).as_dict()
-            rows = pq.read_table(Path(out) / "metadata").to_pylist() if workers == 1 else []
+            stats = _run_curate()(
+                [str(p) for p in files], Path(out), CurateConfig(**config), workers=workers, executor=executor
+            ).as_dict()
+            rows = pq.read_table(Path(out) / "metadata").to_pylist()
+        if name:
+            SHOTS[name] = sorted(
+                (Path(r["source"]).name, r["start_frame"], r["end_frame"], tuple(r["keyframe_indices"] or ()))
+                for r in rows
+            )
+        if workers > 1 or config:
+            rows = []
         by_file: dict[str, tuple[set[int], set[int]]] = {}
         for row in rows:
             starts, keys = by_file.setdefault(Path(row["source"]).name, (set(), set()))
@@ -157,13 +181,22 @@ def toonlab_curate(workers: int) -> Callable[[Sequence[Path]], dict]:
     return run
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (pool workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def timed(method: Callable[[Sequence[Path]], dict], files: Sequence[Path], repeats: int) -> dict:
-    best, counts = float("inf"), {}
+    """Best wall seconds of `repeats` runs, and the CPU seconds of that run (less sensitive to a loaded machine;
+    Ray's workers are not children, so its CPU seconds are the driver's only)."""
+    best, cpu, counts = float("inf"), 0.0, {}
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_seconds()
         counts = method(files)
-        best = min(best, time.perf_counter() - t0)
-    return {"seconds": best, **counts}
+        if time.perf_counter() - t0 < best:
+            best, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+    return {"seconds": best, "cpu_seconds": cpu, **counts}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,6 +326,50 @@ def per_file_runs(files: Sequence[Path], repeats: int, have_toonlab: bool) -> li
     return rows
 
 
+DECODE, PSD = "PyAV decode only (ceiling)", "PySceneDetect Adaptive (Sakuga settings, PyAV)"
+DEFAULT, NONE = "toonlab default, 1 worker", "toonlab --image-format none, 1 worker"
+OLD, OLD_NONE = "old path (reference kernels), 1 worker", "old path, --image-format none, 1 worker"
+LOCAL2, RAY2 = "toonlab default, 2 workers (local)", "toonlab default, 2 workers (Ray)"
+
+
+def methods(have_toonlab: bool, with_reference: bool, most_workers: int = 2) -> dict[str, Callable | None]:
+    """The timed methods, in the order they run; toonlab's are None when run_curate is missing."""
+    found: dict[str, Callable | None] = {DECODE: decode_only, PSD: pyscenedetect}
+    if with_reference:
+        found["Sakuga reference (split + SSIM keyframes)"] = sakuga_reference
+    toonlab = {
+        DEFAULT: toonlab_curate(1, name=DEFAULT),
+        NONE: toonlab_curate(1, name=NONE, image_format="none"),
+        OLD: toonlab_curate(1, name=OLD, kernels="reference"),
+        OLD_NONE: toonlab_curate(1, name=OLD_NONE, kernels="reference", image_format="none"),
+    }
+    if most_workers >= 2:
+        toonlab |= {LOCAL2: toonlab_curate(2), RAY2: toonlab_curate(2, "ray")}
+    return found | {name: method if have_toonlab else None for name, method in toonlab.items()}
+
+
+def throughput(files: Sequence[Path], timed_methods: dict[str, Callable | None], repeats: int) -> dict:
+    """{method: {seconds, fps, counts}} for every method on `files`, plus "frames" (decoded frames)."""
+    total = decode_only(files)["frames"]
+    runs: dict[str, dict | None] = {"frames": total}
+    for name, method in timed_methods.items():
+        runs[name] = timed(method, files, repeats) if method else None
+        if runs[name] is not None:
+            runs[name]["fps"] = total / runs[name]["seconds"]
+        console.print(f"  {name}: " + (f"{runs[name]['fps']:.0f} fps" if runs[name] else "missing"))
+    return runs
+
+
+def fast_vs_reference() -> dict:
+    """Do the fast and the reference path find the same shots and keyframe indices (last runs)?"""
+    out = {}
+    for fast, old in ((DEFAULT, OLD), (NONE, OLD_NONE)):
+        if fast in SHOTS and old in SHOTS:
+            a, b = set(SHOTS[fast]), set(SHOTS[old])
+            out[fast] = {"shots": len(a), "identical": a == b, "only_fast": len(a - b), "only_reference": len(b - a)}
+    return out
+
+
 def media_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix != ".json")
 
@@ -304,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=None, help="best of N timings (default 3, quick 1)")
     parser.add_argument("--with-synth", action="store_true", help="add the synthetic cut set to the timed files")
     parser.add_argument("--per-file", action="store_true", help="also time decode / PySceneDetect / toonlab per file")
+    parser.add_argument("--long", type=int, default=0, help="also time a generated N-frame 640x480 H.264 file")
+    parser.add_argument("--with-reference", action="store_true", help="add the Sakuga reference (slow, skimage)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/curate_bench.json")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -316,23 +395,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.with_synth or not files:
         files += [c.path for c in clips]
     have_toonlab = _run_curate() is not None
+    if have_toonlab:  # compile the kernels (or load numba's cache) before anything is timed
+        from toonlab.curate.stages.analyze.kernels import warm_up
+
+        warm_up()
     if not have_toonlab:
         console.print("[yellow]toonlab.curate.run.run_curate is missing: its rows are marked missing[/]")
 
-    methods: dict[str, Callable[[Sequence[Path]], dict] | None] = {
-        "PyAV decode only (ceiling)": decode_only,
-        "PySceneDetect Adaptive (Sakuga settings)": pyscenedetect,
-        "Sakuga reference (split + SSIM keyframes)": sakuga_reference,
-        "toonlab curate, 1 worker": toonlab_curate(1) if have_toonlab else None,
-        "toonlab curate, 2 workers": toonlab_curate(2) if have_toonlab else None,
-    }
-    total = decode_only(files)["frames"]
-    runs: dict[str, dict | None] = {}
-    for name, method in methods.items():
-        runs[name] = timed(method, files, repeats) if method else None
-        if runs[name] is not None:
-            runs[name]["fps"] = total / runs[name]["seconds"]
-        console.print(f"  {name}: " + (f"{runs[name]['fps']:.0f} fps" if runs[name] else "missing"))
+    runs = throughput(files, methods(have_toonlab, args.with_reference), repeats)
+    agreement = real_keyframe_agreement()
+    long_runs = None
+    if args.long:
+        long_file = long_video(ROOT / "benchmarks/results", args.long)
+        long_runs = {"file": str(long_file), **throughput([long_file], methods(have_toonlab, False, 1), repeats)}
     agreement = real_keyframe_agreement()
     per_file = per_file_runs(files, repeats, have_toonlab) if args.per_file else None
     f1 = shot_f1(clips, have_toonlab)
@@ -342,10 +417,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     results = {
         "files": [str(p) for p in files],
-        "frames": total,
+        "frames": runs.pop("frames"),
         "repeats": repeats,
+        "load_average": os.getloadavg(),
+        "long": long_runs,
         "cpu_count": os.cpu_count(),
         "methods": runs,
+        "fast_vs_reference": fast_vs_reference(),
         "keyframe_agreement_real": agreement,
         "per_file": per_file,
         "shot_f1": f1,
@@ -363,42 +441,56 @@ def _fmt(x: float | None, spec: str = ".0f") -> str:
     return "missing" if x is None else format(x, spec)
 
 
-def report(results: dict) -> None:
-    runs = results["methods"]
-    fps = {name: (r["fps"] if r else None) for name, r in runs.items()}
-    ceiling = fps["PyAV decode only (ceiling)"]
-    psd = fps["PySceneDetect Adaptive (Sakuga settings)"]
-    table = Table(title=f"curate throughput: {len(results['files'])} files, {results['frames']} frames")
-    for col in ("method", "seconds", "fps", "/ decode", "/ PySceneDetect", "frames", "shots", "keyframes"):
+def throughput_table(title: str, runs: dict) -> None:
+    """One table of fps and ratios (to the decode ceiling and to PySceneDetect), then the targets."""
+    fps = {name: r["fps"] for name, r in runs.items() if isinstance(r, dict) and "fps" in r}
+    ceiling, psd = fps.get(DECODE), fps.get(PSD)
+    table = Table(title=title)
+    cols = ("method", "seconds", "fps", "/ decode", "/ PySceneDetect", "CPU ms/frame", "frames", "shots", "keyframes")
+    for col in cols:
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, r in runs.items():
-        f = fps[name]
+        if name in ("file", "frames"):
+            continue
+        f = fps.get(name)
         table.add_row(
             name,
             _fmt(r and r["seconds"], ".2f"),
             _fmt(f),
             _fmt(f and f / ceiling, ".2f"),
             _fmt(f and f / psd, ".2f"),
+            _fmt(r and 1e3 * r["cpu_seconds"] / runs["frames"], ".2f"),
             *(str((r or {}).get(k, "")) for k in ("frames", "shots", "keyframes")),
         )
     console.print(table)
+    stats = (runs.get(DEFAULT) or {}).get("stats")
+    if stats:
+        stage = {k: round(v, 2) for k, v in stats.get("stage_seconds", {}).items()}
+        failed = stats.get("failed_by_stage")
+        console.print(f"toonlab default (1 worker) stage seconds {stage}, failed by stage {failed}")
+
+    def ratio(a: str, b: str | None) -> str:
+        return _fmt(fps.get(a) / fps[b] if fps.get(a) and b and fps.get(b) else None, ".2f")
+
+    scaling = f"; 2 workers/1: local {ratio(LOCAL2, DEFAULT)} (>= 1.8), Ray/local {ratio(RAY2, LOCAL2)}"
+    console.print(
+        f"targets: default/decode {ratio(DEFAULT, DECODE)} (>= 0.7), default/PySceneDetect {ratio(DEFAULT, PSD)} "
+        f"(>= 2), metadata-only/decode {ratio(NONE, DECODE)} (>= 0.85); fast/old: default {ratio(DEFAULT, OLD)}, "
+        f"metadata-only {ratio(NONE, OLD_NONE)}" + (scaling if LOCAL2 in fps else "")
+    )
+
+
+def report(results: dict) -> None:
+    console.print(f"load average at the end (1, 5, 15 min): {results['load_average']}, cpus {results['cpu_count']}")
+    title = f"curate throughput: {len(results['files'])} files, {results['frames']} frames"
+    throughput_table(title, results["methods"])
+    if results.get("long"):
+        long = results["long"]
+        throughput_table(f"curate throughput: {Path(long['file']).name}, {long['frames']} frames", long)
+    console.print(f"fast vs reference path (shots + keyframe indices): {results['fast_vs_reference']}")
     console.print(
         "note: the Sakuga reference reads the sources directly (the release re-encodes every scene with "
         "ffmpeg first and writes a keyframe video; both are left out, so it is faster here than as released)."
-    )
-    stats = (runs.get("toonlab curate, 1 worker") or {}).get("stats")
-    if stats:
-        stage = {k: round(v, 2) for k, v in stats.get("stage_seconds", {}).items()}
-        console.print(
-            f"toonlab (1 worker) own stats: {stats.get('fps', 0):.0f} fps wall, "
-            f"analysis-only {stats.get('analysis_fps_per_worker', 0):.0f} fps per worker, "
-            f"stage seconds {stage}, sources {stats.get('sources')}, "
-            f"failed by stage {stats.get('failed_by_stage')}"
-        )
-    one = fps["toonlab curate, 1 worker"]
-    console.print(
-        f"targets: toonlab/decode = {_fmt(one and one / ceiling, '.2f')} (>= 0.7), "
-        f"toonlab/PySceneDetect = {_fmt(one and one / psd, '.2f')} (>= 2)"
     )
 
     f1 = Table(title="shot F1 on the synthetic cut set (cuts within +-1 frame, pooled)")

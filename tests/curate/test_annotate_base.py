@@ -11,7 +11,8 @@ from toonlab.curate.pairs import as_dict
 from toonlab.curate.records import VideoRef
 from toonlab.curate.run import run_curate
 from toonlab.curate.stages import annotate
-from toonlab.curate.stages.analyze import AnalyzeStage, ImageEncoder
+from toonlab.curate.stages.analyze import AnalyzeStage
+from toonlab.curate.stages.analyze.images import ImageEncoder
 from toonlab.curate.stages.annotate.base import ShotView, evenly_spaced
 from toonlab.curate.write import dataset_schema
 

@@ -33,6 +33,11 @@ class ShotMode(StrEnum):
     given = "given"
 
 
+class Kernels(StrEnum):
+    fast = "fast"  # compiled analysis kernels, JPEG from the decoder's YUV planes
+    reference = "reference"  # the NumPy/OpenCV analysis and RGB -> OpenCV JPEG path, kept to check the fast one
+
+
 class ExecutorName(StrEnum):
     local = "local"  # this process or a process pool
     ray = "ray"  # Ray Data

@@ -39,6 +39,9 @@ def curate(
     ] = ImageFormat.jpg,
     image_quality: Annotated[int, typer.Option(help="Keyframe JPEG/WebP quality (1-100).")] = 90,
     max_side: Annotated[int | None, typer.Option(help="Scale keyframes so the longer side fits.")] = None,
+    max_frame_pixels: Annotated[
+        int | None, typer.Option(help="Refuse sources with larger pictures (default 8192x4320 = 35.4 MP).")
+    ] = None,
     ssim_threshold: Annotated[float, typer.Option(help="Keep a frame if SSIM to the previous is below.")] = 0.95,
     min_scene_len: Annotated[int, typer.Option(help="Minimum shot length in frames.")] = 18,
     shot_detector: Annotated[ShotDetector, typer.Option(help="Shot detector.")] = ShotDetector.animation,
@@ -104,6 +107,7 @@ def curate(
             shard_max_samples=shard_samples,
             download=download,
             download_cache=str(download_cache) if download_cache else None,
+            **({"max_frame_pixels": max_frame_pixels} if max_frame_pixels is not None else {}),
         )
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -6,10 +6,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from toonlab.curate.choices import ClipMode, ImageFormat, ShotDetector, ShotMode, choose
+from toonlab.curate.choices import ClipMode, ImageFormat, Kernels, ShotDetector, ShotMode, choose
+from toonlab.curate.stages.analyze.decode import MAX_FRAME_PIXELS
 from toonlab.curate.stages.download import DownloadConfig
 
-_CHOICES = {"shot_detector": ShotDetector, "image_format": ImageFormat, "clips": ClipMode, "shots": ShotMode}
+_CHOICES = {
+    "shot_detector": ShotDetector,
+    "image_format": ImageFormat,
+    "clips": ClipMode,
+    "shots": ShotMode,
+    "kernels": Kernels,
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,10 @@ class CurateConfig:
     shots: ShotMode = ShotMode.auto
     download: DownloadConfig = field(default_factory=DownloadConfig)
     download_cache: str | None = None  # folder of fetched remote sources; None: OUT/_downloads
+    max_frame_pixels: int = MAX_FRAME_PIXELS  # a source with larger pictures is an error row naming its size
+    # "fast": compiled analysis kernels and JPEG from the decoder's YUV planes; "reference": the NumPy/OpenCV
+    # analysis and RGB -> OpenCV JPEG path, kept to check and benchmark the fast one (same shots and keyframes)
+    kernels: Kernels = Kernels.fast
 
     def __post_init__(self) -> None:
         for name, kind in _CHOICES.items():  # plain strings become the named choice, or a clear error
@@ -52,6 +63,8 @@ class CurateConfig:
                 raise ValueError(f"annotator {name}: {exc}") from None
         if self.shard_max_samples < 1 or self.shard_max_bytes < 1:
             raise ValueError("shard limits must be >= 1")
+        if self.max_frame_pixels < 1:
+            raise ValueError(f"max_frame_pixels must be >= 1, got {self.max_frame_pixels}")
         if self.image_max_side is not None and self.image_max_side < 16:
             raise ValueError(f"image_max_side must be >= 16, got {self.image_max_side}")
 

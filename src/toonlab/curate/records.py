@@ -38,10 +38,16 @@ class Probe:
     frame_count: int  # frames actually decoded
     file_size: int  # bytes
     sha256: str
+    rotation: int = 0  # display rotation (degrees counter-clockwise) applied to the stored keyframes
 
     @property
     def duration(self) -> float:
         return float(self.frame_count / self.fps) if self.fps else 0.0
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as shown: swapped when the display rotation is a quarter turn."""
+        return (self.height, self.width) if self.rotation % 180 == 90 else (self.width, self.height)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ class Shot:
     # the shot's number in its identifier (`<video_id>:<number>`): 1, 2, ... for detected shots, the released
     # scene number for given ones (which need not be contiguous: frames between released scenes are in no shot)
     number: int = 0
+    # seconds from the first frame, from the stream's timestamps (None: frame / fps)
+    start_time: float | None = None
+    end_time: float | None = None
 
     @property
     def frame_number(self) -> int:

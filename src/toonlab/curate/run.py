@@ -18,7 +18,8 @@ from toonlab.curate.config import CurateConfig
 from toonlab.curate.records import RECORD_VERSION, SourceError, SourceResult
 from toonlab.curate.sources import collect_sources
 from toonlab.curate.stage import Pipeline, Stage
-from toonlab.curate.stages.analyze import AnalyzeStage, ImageEncoder
+from toonlab.curate.stages.analyze import AnalyzeStage
+from toonlab.curate.stages.analyze.images import make_image_encoder
 from toonlab.curate.stages.annotate import REGISTRY, AnnotateStage
 from toonlab.curate.stages.clips import ClipStage
 from toonlab.curate.stages.download import FetchStage
@@ -79,9 +80,7 @@ class RunStats:
 def build_pipeline(config: CurateConfig, spool_dir: Path, decoder_threads: int = 0) -> Pipeline:
     """The factory: a config becomes stage objects once, here. `decoder_threads`: the CPU threads a worker may
     give its decoder (0: FFmpeg chooses)."""
-    images = None
-    if config.image_format != "none":
-        images = ImageEncoder(config.image_format, config.image_quality, config.image_max_side)
+    images = make_image_encoder(config.image_format, config.image_quality, config.image_max_side, config.kernels)
     cache = Path(config.download_cache) if config.download_cache else Path(spool_dir).parent / "_downloads"
     stages: list[Stage] = [
         FetchStage(config.download, cache),
@@ -93,6 +92,8 @@ def build_pipeline(config: CurateConfig, spool_dir: Path, decoder_threads: int =
             spool_dir,
             decoder_threads,
             shots=config.shots,
+            kernels=config.kernels,
+            max_frame_pixels=config.max_frame_pixels,
         ),
     ]
     if config.annotate:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
 import time
+from array import array
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -13,44 +15,35 @@ import numpy as np
 
 from toonlab.curate.records import Blob, Probe, Shot, SourceResult, VideoRef
 from toonlab.curate.stage import Resources, StageError
-from toonlab.curate.stages.analyze.decode import DecodeError, VideoDecoder, full_resolution_bgr, sha256_file
+from toonlab.curate.stages.analyze.decode import (
+    MAX_FRAME_PIXELS,
+    QUEUED_BYTES,
+    DecodeError,
+    VideoDecoder,
+    frame_bytes,
+    sha256_file,
+)
+from toonlab.curate.stages.analyze.images import EncodeError, ImageEncoder, YuvJpegEncoder, upright_turns
 from toonlab.curate.stages.analyze.keyframes import KeyframeSelector, shot_keyframes
 from toonlab.curate.stages.analyze.shots import GivenShots, ShotDetector, make_detector
 from toonlab.curate.stages.analyze.spool import Spool
 from toonlab.extras import require
 
-BATCH = 16  # frames analysed together; two batches of full-resolution frames are held at most
+BATCH = 16  # frames analysed together at most (fewer for large pictures: decode.batch_size)
 # Fewer frames than this share of what the container declares means the file is cut short or corrupt.
 _TRUNCATED_SHARE = 0.9
 
 
-class ImageEncoder:
-    """Full-resolution keyframe -> encoded bytes (JPEG, WebP or PNG) with OpenCV."""
-
-    def __init__(self, fmt: str = "jpg", quality: int = 90, max_side: int | None = None) -> None:
-        cv2 = require("cv2")
-        self.ext = fmt
-        self.max_side = max_side
-        self._params = {
-            "jpg": [cv2.IMWRITE_JPEG_QUALITY, quality],
-            "webp": [cv2.IMWRITE_WEBP_QUALITY, quality],
-            "png": [cv2.IMWRITE_PNG_COMPRESSION, 3],
-        }[fmt]
-
-    def encode(self, index: int, frame) -> bytes:
-        cv2 = require("cv2")
-        ok, buf = cv2.imencode("." + self.ext, full_resolution_bgr(frame, self.max_side), self._params)
-        if not ok:
-            raise StageError("encode", f"could not encode frame {index} as {self.ext}")
-        return buf.tobytes()
+Encoder = ImageEncoder | YuvJpegEncoder
 
 
 class _EncodeQueue:
-    """Encodes kept frames on background threads while decoding goes on (OpenCV and FFmpeg's scaler release
-    the GIL) and appends them to the source's spool; at most `depth` frames wait, so memory stays flat.
+    """Encodes kept frames on background threads while decoding goes on (libjpeg-turbo, OpenCV and FFmpeg's
+    scaler release the GIL) and appends them to the source's spool; at most `depth` frames wait (fewer for
+    large pictures: the waiting frames stay within a quarter of `QUEUED_BYTES`), so memory stays flat.
     With no encoder (metadata-only runs) it records nothing. `seconds` sums the encoding time."""
 
-    def __init__(self, encoder: ImageEncoder | None, spool: Spool, threads: int, depth: int = 8) -> None:
+    def __init__(self, encoder: Encoder | None, spool: Spool, threads: int, depth: int = 8) -> None:
         self._encoder = encoder
         self._spool = spool
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="encode")
@@ -63,7 +56,10 @@ class _EncodeQueue:
 
     def _encode(self, index: int, frame) -> bytes:
         t = time.perf_counter()
-        data = self._encoder.encode(index, frame)
+        try:
+            data = self._encoder.encode(index, frame)
+        except EncodeError as exc:
+            raise StageError("encode", str(exc)) from exc
         with self._lock:
             self.seconds += time.perf_counter() - t
         return data
@@ -73,7 +69,8 @@ class _EncodeQueue:
             return
         self._queued.add(index)
         self._pending.append((index, self._pool.submit(self._encode, index, frame)))
-        while len(self._pending) > self._depth:
+        depth = max(1, min(self._depth, QUEUED_BYTES // 4 // frame_bytes(frame.width, frame.height)))
+        while len(self._pending) > depth:
             self._collect(*self._pending.popleft())
 
     def _collect(self, index: int, future: Future) -> None:
@@ -114,11 +111,15 @@ class AnalyzeStage:
         ssim_threshold: float,
         min_scene_len: int,
         detector: str,
-        images: ImageEncoder | None,
+        images: Encoder | None,
         spool_dir: Path,
         threads: int = 0,
         shots: str = "auto",
+        kernels: str = "fast",
+        max_frame_pixels: int = MAX_FRAME_PIXELS,
     ) -> None:
+        """`kernels`: "fast" (compiled analysis kernels) or "reference" (NumPy/OpenCV); same results.
+        `max_frame_pixels`: a source whose pictures are larger fails with its size named (memory bound)."""
         if shots not in ("auto", "detect", "given"):
             raise ValueError(f"shots must be auto, detect or given, not {shots!r}")
         self.shots = shots
@@ -128,10 +129,21 @@ class AnalyzeStage:
         self.min_scene_len = min_scene_len
         self.detector_name = detector
         self.images = images
+        self.kernels = kernels
+        self.max_frame_pixels = max_frame_pixels
 
     def setup(self) -> None:
         require("av")
-        require("cv2")
+        # the stage declares one CPU: OpenCV's own thread pool (on 64x64 analysis frames) only oversubscribes it
+        require("cv2").setNumThreads(1)
+        if self.kernels == "fast":  # compile (or load from numba's cache) once per worker, not in the first source
+            from toonlab.curate.stages.analyze.kernels import warm_up
+
+            warm_up()
+        # Everything imported so far (numba, pandas, pyarrow: millions of objects) lives for the whole run; leave
+        # it out of the collector's full passes, which the per-frame objects of decoding would otherwise trigger
+        # over and over (a fifth of the run's CPU time in profiles).
+        gc.freeze()
 
     def process(self, ref: VideoRef) -> SourceResult:
         if ref.path is None:
@@ -150,10 +162,10 @@ class AnalyzeStage:
         spool = Spool(self.spool_dir)
         dropped: dict[str, int] = {}
         try:
-            with VideoDecoder(ref.path, self.threads) as decoder:
+            with VideoDecoder(ref.path, self.threads, self.max_frame_pixels) as decoder:
                 detector = GivenShots(ref.scenes, decoder.info.fps) if given else None
                 shots, images, n_frames = self._one_pass(decoder, spool, timings, detector)
-                info = decoder.info
+                info, rotation = decoder.info, decoder.rotation
             self._check(n_frames, info.declared_frames)
             if detector is not None:
                 shots, dropped = self._given(detector, shots, n_frames)
@@ -172,6 +184,7 @@ class AnalyzeStage:
             frame_count=n_frames,
             file_size=size,
             sha256=sha,
+            rotation=90 * upright_turns(rotation),
         )
         return SourceResult(
             ref=ref,
@@ -206,13 +219,13 @@ class AnalyzeStage:
     def _one_pass(
         self, decoder: VideoDecoder, spool: Spool, timings: dict[str, float], given: GivenShots | None = None
     ):
-        detector: ShotDetector = given or make_detector(self.detector_name, self.min_scene_len)
-        selector = KeyframeSelector(self.ssim_threshold)
+        detector: ShotDetector = given or make_detector(self.detector_name, self.min_scene_len, self.kernels)
+        selector = KeyframeSelector(self.ssim_threshold, self.kernels)
         images = _EncodeQueue(self.images, spool, threads=self.threads or 2)
         changed: list[int] = []  # frames whose SSIM to the previous frame fell below the threshold
         cuts: list[int] = []
-        previous: dict[int, object] = {}  # the previous batch's frames, for cuts confirmed after it ended
-        window: dict[int, object] = {}
+        times = array("d")  # (n,) seconds of each frame from the first, from the stream's timestamps
+        recent: dict[int, object] = {}  # the newest frames, for cuts confirmed a few frames after they happened
         t_decode = t_analyze = 0.0
         n = 0
         batches = decoder.batches(BATCH)
@@ -224,29 +237,35 @@ class AnalyzeStage:
                 break
             t = time.perf_counter()
             n = batch.start + len(batch)
-            current = dict(enumerate(batch.frames, start=batch.start))
-            window = {**previous, **current}
+            recent.update(enumerate(batch.frames, start=batch.start))
+            times.extend(batch.times)
             keep, _ = selector.push(batch.luma)
             kept = (np.flatnonzero(keep) + batch.start).tolist()
             changed.extend(i for i in kept if i > 0)
-            new_cuts = detector.push(batch.start, batch.yuv)
+            new_cuts = detector.push(batch.start, batch.yuv, batch.times)
             for index in kept + new_cuts:
-                images.add(index, window[index])
+                images.add(index, recent[index])
             cuts += new_cuts
-            previous = current
+            for old in [i for i in recent if i < n - detector.lookahead - 1]:
+                del recent[old]
             t_analyze += time.perf_counter() - t
         t = time.perf_counter()
         for cut in detector.finish(n):
             cuts.append(cut)
-            images.add(cut, window[cut])
-        window = previous = {}
+            images.add(cut, recent[cut])
+        recent.clear()
         if given is not None:  # released scenes, numbered as released; frames between them are in no shot
             ranges = given.shots(n)
         else:
             bounds = [0, *sorted(set(cuts)), n]
             spans = [(s, e) for s, e in zip(bounds[:-1], bounds[1:], strict=True) if e > s]
             ranges = [(number, s, e) for number, (s, e) in enumerate(spans, start=1)]
-        shots = [Shot(start=s, end=e, keyframes=shot_keyframes(changed, s, e), number=k) for k, s, e in ranges]
+        end = times[-1] + float(1 / decoder.info.fps) if n else 0.0  # the last frame lasts one nominal frame
+
+        def at(i: int) -> float:
+            return times[i] if i < n else end
+
+        shots = [Shot(s, e, shot_keyframes(changed, s, e), k, start_time=at(s), end_time=at(e)) for k, s, e in ranges]
         wanted = {k for shot in shots for k in shot.keyframes}
         t_analyze += time.perf_counter() - t
         t = time.perf_counter()

@@ -27,6 +27,19 @@ _LIMITED_TO_FULL = np.clip((np.arange(256) - 16) * 255.0 / 219.0 + 0.5, 0, 255).
 
 
 _END = object()  # end-of-stream marker on the decode queue
+MAX_FRAME_PIXELS = 8192 * 4320  # default per-frame pixel limit (DCI 8K); larger pictures are refused
+QUEUED_BYTES = 256 << 20  # full-resolution frames held by decoding, analysis and encoding together, at most
+
+
+def frame_bytes(width: int, height: int) -> int:
+    """Bytes one decoded frame may hold (4:4:4 at 8 bits, the largest layout analysed without conversion)."""
+    return 3 * width * height
+
+
+def batch_size(width: int, height: int, budget: int = QUEUED_BYTES, most: int = 16) -> int:
+    """Frames per batch so that the four batches alive at once (two queued, one analysed, one kept for cuts
+    confirmed late) stay within `budget` bytes; at least 1."""
+    return max(1, min(most, budget // (4 * frame_bytes(width, height))))
 
 
 class DecodeError(RuntimeError):
@@ -40,6 +53,7 @@ class StreamInfo:
     height: int
     fps: Fraction
     declared_frames: int  # container's frame count (0 when unknown): only used to detect truncation
+    time_base: Fraction = Fraction(0)  # of the stream's timestamps (0: none, times come from fps)
 
 
 @dataclass
@@ -50,6 +64,7 @@ class FrameBatch:
     luma: np.ndarray  # (B, 64, 64) uint8, full-range Y
     yuv: np.ndarray  # (B, 64, 64, 3) uint8, Y U V planes resized, interleaved
     frames: list  # B av.VideoFrame, for full-resolution output on demand
+    times: np.ndarray  # (B,) float64 seconds from the first frame, from the stream's timestamps
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -66,9 +81,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 class VideoDecoder:
     """Open a file with PyAV and stream `FrameBatch`es; use as a context manager."""
 
-    def __init__(self, path: Path, threads: int = 0) -> None:
+    def __init__(self, path: Path, threads: int = 0, max_pixels: int = MAX_FRAME_PIXELS) -> None:
         self.path = Path(path)
         self._threads = threads
+        self.max_pixels = max_pixels
+        self.rotation = 0  # display rotation of the first frame, degrees counter-clockwise
         self._container = None
         self._producer: threading.Thread | None = None
         self.info: StreamInfo | None = None
@@ -94,14 +111,23 @@ class VideoDecoder:
             raise DecodeError("video stream has no usable frame rate")
         if not ctx.width or not ctx.height:
             raise DecodeError(f"video stream has no picture size (codec {ctx.name})")
+        self._check_size(int(ctx.width), int(ctx.height))
         self.info = StreamInfo(
             codec=ctx.name,
             width=int(ctx.width),
             height=int(ctx.height),
             fps=Fraction(fps.numerator, fps.denominator),
             declared_frames=int(stream.frames or 0),
+            time_base=Fraction(stream.time_base) if stream.time_base else Fraction(0),
         )
         return self
+
+    def _check_size(self, width: int, height: int) -> None:
+        if width * height > self.max_pixels:
+            raise DecodeError(
+                f"picture {width}x{height} ({width * height / 1e6:.1f} MP) is over the per-frame limit of "
+                f"{self.max_pixels / 1e6:.1f} MP (--max-frame-pixels)"
+            )
 
     def __exit__(self, *exc: object) -> None:
         self._halt()
@@ -109,7 +135,8 @@ class VideoDecoder:
             self._container.close()
 
     def batches(self, size: int = 16) -> Iterator[FrameBatch]:
-        """Decode the stream once, `size` frames at a time (memory is bounded by the batch, not the video).
+        """Decode the stream once, at most `size` frames at a time, fewer for large pictures (`batch_size`), so
+        memory is bounded by bytes of queued frames, not by the video or the frame count.
 
         Decoding runs on a background thread, two batches ahead, so the caller's analysis of one batch overlaps
         the decoding of the next (FFmpeg, OpenCV and most NumPy work run without the GIL)."""
@@ -153,31 +180,65 @@ class VideoDecoder:
         av = require("av")
         stream = self._container.streams.video[0]
         planes = _AnalysisPlanes()
+        size = min(size, batch_size(self.info.width, self.info.height))
         yuv = np.empty((size, 3, ANALYSIS_SIDE, ANALYSIS_SIDE), np.uint8)  # planar while filling
+        clock = _Clock(self.info)
         frames: list = []
         full_range: list[bool] = []
         start = 0
         try:
             for frame in self._container.decode(stream):
+                if frame.width * frame.height > self.max_pixels:  # the size may change mid-stream
+                    self._check_size(frame.width, frame.height)
+                if start + len(frames) == 0:
+                    self.rotation = int(getattr(frame, "rotation", 0) or 0)
                 planes(frame, yuv[len(frames)])
                 full_range.append(frame.format.name.startswith("yuvj"))
                 frames.append(frame)
+                clock.tick(frame)
                 if len(frames) == size:
-                    yield _batch(start, yuv, frames, full_range)
+                    yield _batch(start, yuv, frames, full_range, clock.take())
                     start += size
                     frames, full_range = [], []
         except av.FFmpegError as exc:
             raise DecodeError(f"decode error after frame {start + len(frames)}: {_ffmpeg_reason(exc)}") from exc
         if frames:
-            yield _batch(start, yuv[: len(frames)], frames, full_range)
+            yield _batch(start, yuv[: len(frames)], frames, full_range, clock.take())
 
 
-def _batch(start: int, planar: np.ndarray, frames: list, full_range: list[bool]) -> FrameBatch:
+class _Clock:
+    """Presentation time of each frame in seconds from the first one, from its timestamp (variable frame rate
+    streams keep their real times); a frame without one, or one that would run backwards, gets the previous
+    time plus one nominal frame (1 / average fps). Integer timestamp arithmetic: this runs once per frame."""
+
+    def __init__(self, info: StreamInfo) -> None:
+        self._num, self._den = info.time_base.numerator, info.time_base.denominator
+        self._step = float(1 / info.fps)
+        self._first: int | None = None
+        self._last = -self._step  # so that the first frame without a timestamp is at 0
+        self._times: list[float] = []
+
+    def tick(self, frame) -> None:
+        pts = frame.pts if self._num else None
+        if pts is not None and self._first is None:
+            self._first = pts
+        t = None if pts is None else (pts - self._first) * self._num / self._den
+        if t is None or t <= self._last:
+            t = self._last + self._step
+        self._last = t
+        self._times.append(t)
+
+    def take(self) -> np.ndarray:
+        times, self._times = np.asarray(self._times, np.float64), []
+        return times
+
+
+def _batch(start: int, planar: np.ndarray, frames: list, full_range: list[bool], times: np.ndarray) -> FrameBatch:
     yuv = np.ascontiguousarray(planar.transpose(0, 2, 3, 1))  # (B, 3, 64, 64) -> (B, 64, 64, 3)
     luma = planar[:, 0].copy()
     limited = ~np.asarray(full_range)
     luma[limited] = _LIMITED_TO_FULL[luma[limited]]
-    return FrameBatch(start=start, luma=luma, yuv=yuv, frames=frames)
+    return FrameBatch(start=start, luma=luma, yuv=yuv, frames=frames, times=times)
 
 
 class _AnalysisPlanes:
@@ -198,16 +259,6 @@ class _AnalysisPlanes:
             plane = frame.planes[i]
             view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
             self._cv2.resize(view, (ANALYSIS_SIDE, ANALYSIS_SIDE), dst=out[i], interpolation=self._cv2.INTER_LINEAR)
-
-
-def full_resolution_bgr(frame, max_side: int | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 BGR of a kept frame, optionally scaled so its longer side is <= max_side."""
-    width, height = frame.width, frame.height
-    if max_side and max(width, height) > max_side:
-        scale = max_side / max(width, height)
-        width, height = max(2, round(width * scale)), max(2, round(height * scale))
-        return frame.reformat(width=width, height=height, format="bgr24", interpolation="AREA").to_ndarray()
-    return frame.to_ndarray(format="bgr24")
 
 
 def _ffmpeg_reason(exc: Exception) -> str:

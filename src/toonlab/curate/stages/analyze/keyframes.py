@@ -71,6 +71,12 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(consecutive_ssim(np.stack([a, b]))[0])
 
 
+def _fused_ssim(frames: np.ndarray) -> np.ndarray:
+    from toonlab.curate.stages.analyze.kernels import consecutive_ssim as compiled
+
+    return compiled(frames)
+
+
 class KeyframeSelector:
     """Streaming Sakuga rule over batches of consecutive 64x64 luma frames.
 
@@ -78,15 +84,17 @@ class KeyframeSelector:
     (B,) (NaN for the very first frame, which is kept). Shot starts are forced by `shot_keyframes`.
     """
 
-    def __init__(self, threshold: float = 0.95) -> None:
+    def __init__(self, threshold: float = 0.95, kernels: str = "fast") -> None:
+        """`kernels`: "fast" (compiled, exact integer window sums) or "reference" (OpenCV box filters)."""
         self.threshold = threshold
+        self._ssim = consecutive_ssim if kernels == "reference" else _fused_ssim
         self._last: np.ndarray | None = None  # (64, 64) uint8, last frame of the previous batch
 
     def push(self, luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         first = self._last is None
         frames = luma if first else np.concatenate([self._last[None], luma])
         self._last = luma[-1]
-        scores = consecutive_ssim(frames) if len(frames) > 1 else np.empty(0)
+        scores = self._ssim(frames) if len(frames) > 1 else np.empty(0)
         if first:
             scores = np.concatenate([[np.nan], scores])
         keep = scores < self.threshold
