@@ -68,12 +68,10 @@ def tone_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def micro_run(tone_corpus, tmp_path_factory) -> Path:
     """A micro multi-reference model trained for 2 steps (untrained quality; the plumbing is what is tested)."""
-    from rich.console import Console
-
     from toonlab.tts.configs import get_config
-    from toonlab.tts.train import train
+    from toonlab.tts.train import PrintMonitor, train
 
     cfg = get_config("micro").with_overrides(train={"text_frontend": "characters", "val_every": 2})
     out = tmp_path_factory.mktemp("micro_run")
-    train(tone_corpus, cfg, out, steps=2, threads=1, console=Console(quiet=True))
+    train(tone_corpus, cfg, out, steps=2, threads=1, monitor=PrintMonitor(out=lambda _: None))
     return out

@@ -44,16 +44,67 @@ def train(
     stop_when_aligned: float | None = typer.Option(
         None, "--stop-when-aligned", help="Stop once held-out diagonality (teacher-forced and free) reaches this."
     ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (bf16 autocast on CUDA)."),
+    workers: int | None = typer.Option(None, "--workers", help="DataLoader workers for features and batches."),
 ) -> None:
-    """Train a multi-reference Tacotron (run under `torchrun` for DDP)."""
+    """Train a multi-reference TTS model (run under `torchrun` for DDP: NCCL on GPU, gloo on CPU)."""
     from toonlab.tts.configs import get_config
+    from toonlab.tts.data import ManifestError
+    from toonlab.tts.train import NonFiniteLoss
     from toonlab.tts.train import train as run_training
 
-    cfg = get_config(config)
+    try:
+        cfg = get_config(config)
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from exc
     overrides = {k: v for k, v in {"batch_size": batch_size, "val_every": val_every}.items() if v is not None}
     if overrides:
         cfg = cfg.with_overrides(train=overrides)
-    run_training(corpus, cfg, out, steps, resume, cache, threads, stop_when_aligned)
+    try:
+        run_training(corpus, cfg, out, steps, resume, cache, threads, stop_when_aligned, device, workers, _monitor())
+    except (ManifestError, ValueError, FileNotFoundError, NonFiniteLoss) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _monitor():  # noqa: ANN202 - a toonlab.tts.train.Monitor drawn with rich
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console()
+    progress = Progress(
+        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), console=console, transient=False,
+    )  # fmt: skip
+
+    class RichMonitor:
+        task = None
+
+        def start(self, total: int, done: int) -> None:
+            if console.is_terminal:
+                progress.start()
+            self.task = progress.add_task("", total=total, completed=done)
+
+        def update(self, step: int, row: dict) -> None:
+            desc = f"loss {row['total']:.3f} mel {row['mel_post']:.3f}"
+            progress.update(self.task, completed=step, description=desc)
+            if not console.is_terminal and step % 50 == 0:
+                console.print(f"step {step}: {desc} ({row['seconds']:.2f} s/step)")
+            if progress.finished:
+                progress.stop()
+
+        def message(self, text: str) -> None:
+            console.print(text)
+
+    return RichMonitor()
 
 
 @app.command()
@@ -67,12 +118,14 @@ def say(
     random_tokens: list[str] = typer.Option([], "--random", help="ATTR: random token weights (seeded)."),
     seed: int = typer.Option(0, "--seed", help="Seed for --random and the decoder's pre-net dropout."),
     griffin_lim_iters: int = typer.Option(32, "--gl-iters", help="Griffin-Lim iterations."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
 ) -> None:
-    """Synthesise TEXT, setting each style attribute independently (unset attributes use mean tokens)."""
+    """Synthesise TEXT, setting each style attribute independently (unset attributes use the mean training
+    embedding)."""
     from toonlab.tts.synthesize import Synthesizer, parse_controls
 
     try:
-        synth = Synthesizer.load(run, griffin_lim_iters=griffin_lim_iters)
+        synth = Synthesizer.load(run, griffin_lim_iters=griffin_lim_iters, device=device)
         controls = parse_controls(ref, tokens, interp, random_tokens, synth.params, seed)
         result = synth.say(text, controls, seed=seed)
     except (ValueError, KeyError, FileNotFoundError) as exc:  # bad text, style option, reference or run
@@ -94,11 +147,12 @@ def evaluate(
     vocoded: bool = typer.Option(
         True, "--vocoded-judges/--real-judges", help="Build the judges from real audio through the model's vocoder."
     ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (synthesis only)."),
 ) -> None:
     """Measure speaker/style control, fidelity, WER, length leakage and embedding probes on crossed cases."""
     from toonlab.tts.evaluate import run_cli
 
-    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded)
+    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded, device)
 
 
 @app.command()
@@ -108,11 +162,17 @@ def demo(
     out: Path = typer.Option(Path("page"), "--out", "-o", help="Page folder (index.html, audio/, img/)."),
     text: str | None = typer.Option(None, "--text", help="Sentence every clip says (default: a held-out one)."),
     eval_dir: Path | None = typer.Option(None, "--eval", help="Evaluation folder to show (default: RUN/eval)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
 ) -> None:
     """Write a static listening page: control grid, interpolation, token weights, evaluation table."""
     from toonlab.tts.demo import build_demo
 
-    typer.echo(build_demo(run, corpus, out, text=text, eval_dir=eval_dir))
+    try:
+        page = build_demo(run, corpus, out, text=text, eval_dir=eval_dir, device=device)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(page)
 
 
 @app.command("import-corpus")
