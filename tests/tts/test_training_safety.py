@@ -135,3 +135,10 @@ def test_train_cli_device_cuda_without_gpu_exits_2(tone_corpus, tmp_path, monkey
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "CUDA is not available" in result.output
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_minutes_budget_stops_validated_and_saved(tone_corpus, tmp_path):
+    run = tmp_path / "run"
+    summary = train(tone_corpus, _config(), run, steps=1000, threads=1, monitor=QUIET, max_minutes=0.0)
+    assert summary["steps"] == 1 and "val_mel" in summary
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 1

@@ -46,6 +46,9 @@ def train(
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (bf16 autocast on CUDA)."),
     workers: int | None = typer.Option(None, "--workers", help="DataLoader workers for features and batches."),
+    minutes: float | None = typer.Option(
+        None, "--minutes", help="Stop (validated and saved) after this much wall time; --resume continues."
+    ),
 ) -> None:
     """Train a multi-reference TTS model (run under `torchrun` for DDP: NCCL on GPU, gloo on CPU)."""
     from toonlab.tts.configs import get_config
@@ -62,7 +65,9 @@ def train(
     if overrides:
         cfg = cfg.with_overrides(train=overrides)
     try:
-        run_training(corpus, cfg, out, steps, resume, cache, threads, stop_when_aligned, device, workers, _monitor())
+        run_training(
+            corpus, cfg, out, steps, resume, cache, threads, stop_when_aligned, device, workers, _monitor(), minutes
+        )
     except (ManifestError, ValueError, FileNotFoundError, NonFiniteLoss) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

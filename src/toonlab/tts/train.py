@@ -185,8 +185,10 @@ def train(
     device: str = "cpu",
     workers: int | None = None,
     monitor: Monitor | None = None,
+    max_minutes: float | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a run; returns the last validation metrics and summary figures."""
+    """Train (or resume) a run; returns the last validation metrics and summary figures. `max_minutes` bounds
+    this session's wall time: the run then validates, saves and returns (resume it later)."""
     d = init_distributed(resolve_device(device))
     monitor = monitor or PrintMonitor()
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // d.local_world))
@@ -206,7 +208,8 @@ def train(
             f"{config.train.batch_size} x {d.world}, {torch.get_num_threads()} threads, device {d.device}"
         )
         monitor.start(total, trainer.step)
-    last_val = _loop(trainer, loader, sampler, val_batches, total, stop_when_aligned, monitor)
+    deadline = time.time() + 60 * max_minutes if max_minutes is not None else None
+    last_val = _loop(trainer, loader, sampler, val_batches, total, stop_when_aligned, monitor, deadline)
     summary = {
         "steps": trainer.step,
         "steps_this_run": trainer.step - last_val.pop("start_step"),
@@ -227,9 +230,9 @@ def train(
 
 def _loop(
     trainer: Trainer, loader: DataLoader, sampler: BucketBatchSampler, val_batches: list[Batch], total: int,
-    stop_when_aligned: float | None, monitor: Monitor,
+    stop_when_aligned: float | None, monitor: Monitor, deadline: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Steps until `total` (or alignment); returns the last validation row plus the starting step."""
+    """Steps until `total`, alignment or the deadline; returns the last validation row plus the starting step."""
     cfg, d = trainer.config.train, trainer.d
     last_val: dict[str, Any] = {}
     aligned_at: int | None = None
@@ -241,6 +244,9 @@ def _loop(
             for batch in loader:
                 row = trainer.train_step(batch)
                 step = trainer.step
+                out_of_time = deadline is not None and d.broadcast_flag(time.time() >= deadline)
+                if out_of_time:
+                    total = step  # validate, save and stop here
                 validating = step % cfg.val_every == 0 or step == total
                 if d.main:
                     monitor.update(step, row)
