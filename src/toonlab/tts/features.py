@@ -28,6 +28,7 @@ from toonlab.tts.data import Utterance
 from toonlab.tts.text import TextFrontEnd
 
 MIN_SECONDS = 0.05
+SAVE_EVERY = 1000  # utterances between cache writes while computing
 
 
 class UnusableAudio(ValueError):
@@ -135,14 +136,16 @@ def cached_feature(
         log(f"computing {name} for {len(missing)} utterances ({workers} workers) -> {path}")
         job = _Job([(u.id, u.audio) for u in missing], compute)
         loader = DataLoader(job, batch_size=None, num_workers=workers, collate_fn=_identity)
-        for uid, value, error in loader:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for k, (uid, value, error) in enumerate(loader, start=1):
             if error is not None:
                 skipped[uid] = error
                 values.pop(uid, None)
-                continue
-            values[uid] = value
-            cache["stamps"][uid] = stamps[uid]
-        cache_dir.mkdir(parents=True, exist_ok=True)
+            else:
+                values[uid] = value
+                cache["stamps"][uid] = stamps[uid]
+            if k % SAVE_EVERY == 0:  # a killed run keeps what it computed
+                _atomic_torch_save(cache, path)
         _atomic_torch_save(cache, path)
     wanted = {u.id for u in utterances}
     return FeatureSet({k: v for k, v in values.items() if k in wanted and k not in skipped}, skipped)

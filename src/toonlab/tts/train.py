@@ -189,6 +189,7 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) a run; returns the last validation metrics and summary figures. `max_minutes` bounds
     this session's wall time: the run then validates, saves and returns (resume it later)."""
+    began = time.time()  # the wall-time budget counts feature computation too
     d = init_distributed(resolve_device(device))
     monitor = monitor or PrintMonitor()
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // d.local_world))
@@ -208,7 +209,7 @@ def train(
             f"{config.train.batch_size} x {d.world}, {torch.get_num_threads()} threads, device {d.device}"
         )
         monitor.start(total, trainer.step)
-    deadline = time.time() + 60 * max_minutes if max_minutes is not None else None
+    deadline = began + 60 * max_minutes if max_minutes is not None else None
     last_val = _loop(trainer, loader, sampler, val_batches, total, stop_when_aligned, monitor, deadline)
     summary = {
         "steps": trainer.step,
