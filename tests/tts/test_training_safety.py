@@ -3,6 +3,7 @@ saving NaN weights, a missing wav is a clean error; the batch sampler and device
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections import Counter
@@ -142,3 +143,22 @@ def test_minutes_budget_stops_validated_and_saved(tone_corpus, tmp_path):
     summary = train(tone_corpus, _config(), run, steps=1000, threads=1, monitor=QUIET, max_minutes=0.0)
     assert summary["steps"] == 1 and "val_mel" in summary
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 1
+
+
+def test_fastspeech_trains_under_torchrun_with_two_gloo_processes(tone_corpus, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "toonlab.cli", "tts", "train", "--corpus", str(tone_corpus), "--config", "micro-fs", "--out",
+           str(run), "--steps", "2", "--threads", "1"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world"] == 2 and summary["steps"] == 2 and math.isfinite(summary["val_mel"])
