@@ -25,9 +25,64 @@ def corpus(
 ) -> None:
     """Build a voice x style x sentence corpus with Debian speech engines (resumable); held-out sentences are
     rendered in every cell, training sentences in every cell or in --train-cells balanced cells each."""
-    from toonlab.tts.corpus import run_cli
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    run_cli(out, sentences, voices, styles, jobs, test_frac, text, list_voices, train_cells)
+    from toonlab.tts.corpus import build_corpus
+    from toonlab.tts.engines import DEFAULT_VOICES, STYLES, VOICES, EngineMissing, RenderError
+
+    console = Console()
+    if list_voices:
+        for name, v in VOICES.items():
+            console.print(f"{name:14s} {v.engine}{'  (default)' if name in DEFAULT_VOICES else ''}")
+        console.print("styles: " + ", ".join(f"{s.name} {vars(s)}" for s in STYLES.values()))
+        return
+    user_text = [ln for ln in text.read_text().splitlines() if ln.strip()] if text is not None else None
+    cols = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*cols, console=console) as bar:
+            task = bar.add_task("render", total=None)
+            result = build_corpus(
+                out,
+                voices=[v for v in voices.split(",") if v] or None,
+                styles=[s for s in styles.split(",") if s] or None,
+                n_sentences=sentences,
+                test_frac=test_frac,
+                jobs=jobs or None,
+                sentences=user_text,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                train_cells=train_cells,
+            )
+    except (EngineMissing, FileNotFoundError, KeyError, RenderError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    _print_corpus_summary(console, result)
+
+
+def _print_corpus_summary(console, result) -> None:  # noqa: ANN001 - rich Console, corpus.BuildResult
+    from rich.table import Table
+
+    info = result.info
+    table = Table(title="per-style acoustics (pyin sample)")
+    for col in ("style", "F0 mean (Hz)", "F0 range (st)", "rate (letters/s)", "RMS (dB)", "n"):
+        table.add_column(col, justify="left" if col == "style" else "right")
+    for style, s in info.get("style_stats", {}).items():
+        table.add_row(
+            style, f"{s['f0_mean_hz']:.1f}", f"{s['f0_range_st']:.1f}", f"{s['rate_cps']:.1f}", f"{s['rms_db']:.1f}",
+            str(s["n"]),
+        )  # fmt: skip
+    console.print(table)
+    for problem in info.get("style_check_failures", []):
+        console.print(f"[yellow]style check:[/yellow] {problem}")
+    console.print(
+        f"{info['utterances']} utterances ({info['hours']:.2f} h; rendered {result.rendered}, kept "
+        f"{result.skipped}, errors {len(result.errors)}) in {result.seconds / 60:.1f} min; "
+        f"{len(info['voices'])} voices x {len(info['styles'])} styles; "
+        f"test sentences {info['splits']['test']['sentences']}"
+    )
+    if result.errors:
+        console.print(f"[yellow]{len(result.errors)} failed renders listed in {result.root / 'errors.jsonl'}[/yellow]")
+    console.print(f"corpus: {result.root.resolve()}")
 
 
 @app.command()
