@@ -28,7 +28,7 @@ def corpus(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from toonlab.tts.corpus import build_corpus
+    from toonlab.tts.engine_corpus import build_corpus
     from toonlab.tts.engines import DEFAULT_VOICES, STYLES, VOICES, EngineMissing, RenderError
 
     console = Console()
@@ -107,7 +107,7 @@ def train(
 ) -> None:
     """Train a multi-reference TTS model (run under `torchrun` for DDP: NCCL on GPU, gloo on CPU)."""
     from toonlab.tts.configs import get_config
-    from toonlab.tts.data import ManifestError
+    from toonlab.tts.manifest import ManifestError
     from toonlab.tts.train import NonFiniteLoss
     from toonlab.tts.train import train as run_training
 
@@ -243,7 +243,7 @@ def import_corpus(
     test_frac: float = typer.Option(0.1, "--test-frac", help="Share of sentences held out."),
 ) -> None:
     """Turn a real corpus layout into a manifest (audio stays in place)."""
-    from toonlab.tts.corpora import import_corpus as run_import
+    from toonlab.tts.real_corpora import import_corpus as run_import
 
     try:
         path = run_import(kind, src, out, test_frac)

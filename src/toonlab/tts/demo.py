@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toonlab.tts.audio import load_wav, mel_spectrogram, save_wav
-from toonlab.tts.data import Corpus, Utterance
+from toonlab.tts.manifest import Corpus, Utterance
 from toonlab.tts.style import InterpolatedStyle, RandomTokens, ReferenceStyle, StyleControl, TokenWeights
 from toonlab.tts.synthesize import Synthesizer
 

@@ -54,7 +54,7 @@ from toonlab.tts.classifiers import (
     select_judge,
     stack_features,
 )
-from toonlab.tts.data import Corpus, Utterance
+from toonlab.tts.manifest import Corpus, Utterance
 from toonlab.tts.metrics import f0_rmse, f0_track, mcd, partial_correlation, pearson, style_features, word_error_rate
 from toonlab.tts.style import ReferenceStyle
 from toonlab.tts.synthesize import Synthesizer

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from toonlab.tts.audio import AudioParams, load_wav, mel_spectrogram
-from toonlab.tts.data import Utterance
+from toonlab.tts.manifest import Utterance
 from toonlab.tts.text import TextFrontEnd
 
 MIN_SECONDS = 0.05

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from toonlab.extras import require
-from toonlab.tts.data import write_manifest
+from toonlab.tts.manifest import write_manifest
 
 SPEAKERS = {"low": 110.0, "mid": 170.0, "high": 260.0}  # base F0 (Hz)
 STYLES = {"calm": (1.0, 1.0, 0.3), "lively": (1.35, 1.3, 0.8)}  # pitch factor, rate factor, loudness

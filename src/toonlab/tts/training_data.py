@@ -14,9 +14,9 @@ import torch
 from toonlab.tts.batching import Example
 from toonlab.tts.checkpoint import Checkpoint
 from toonlab.tts.configs import Config
-from toonlab.tts.data import Corpus, Utterance
 from toonlab.tts.device import Dist
 from toonlab.tts.features import cached_f0, cached_mels, cached_phonemes, pitch_energy_statistics
+from toonlab.tts.manifest import Corpus, Utterance
 from toonlab.tts.text import SymbolTable, TextFrontEnd, make_phonemizer
 
 

@@ -9,9 +9,9 @@ from collections import defaultdict
 import pytest
 
 from toonlab.tts import engines
-from toonlab.tts.corpus import build_corpus, is_plain, normalise, select_sentences
-from toonlab.tts.data import Corpus
+from toonlab.tts.engine_corpus import build_corpus, is_plain, normalise, select_sentences
 from toonlab.tts.engines import EngineMissing, get_voices, restyle_pho
+from toonlab.tts.manifest import Corpus
 
 SENTENCES = [
     "Never eat more than you can lift.",
@@ -139,7 +139,7 @@ def test_cli_lists_voices_and_rejects_unknown(tmp_path):
 def test_balanced_design_renders_test_crossed_and_train_cells_evenly():
     from collections import Counter
 
-    from toonlab.tts.corpus import Sentence, design
+    from toonlab.tts.engine_corpus import Sentence, design
 
     voices, styles = ["a", "b", "c", "d"], ["neutral", "happy", "sad"]
     chosen = [Sentence(f"s{i}", f"t{i}", "test" if i < 2 else "train") for i in range(50)]

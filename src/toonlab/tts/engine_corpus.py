@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from toonlab.extras import require
-from toonlab.tts.data import INFO, MANIFEST, WAVS, write_manifest
 from toonlab.tts.engines import (
     DEFAULT_VOICES,
     INSTALL_HINT,
@@ -39,6 +38,7 @@ from toonlab.tts.engines import (
     get_styles,
     get_voices,
 )
+from toonlab.tts.manifest import INFO, MANIFEST, WAVS, write_manifest
 
 log = logging.getLogger(__name__)
 
