@@ -147,3 +147,18 @@ def test_old_checkpoint_without_mean_buffers_still_loads():
     assert float(fresh.style.mean_count) == 0
     with pytest.raises(ValueError, match="does not match"):
         load_weights(fresh, {k: v for k, v in state.items() if "decoder" not in k})
+
+
+def test_single_gst_baseline_configs_build_one_sub_encoder():
+    for name in ("tiny-fs-gst", "tiny-fs-multi", "tiny-fs"):
+        cfg = get_config(name)
+        assert cfg.backbone == "fastspeech"
+    gst = get_config("tiny-fs-gst")
+    assert gst.style.attributes == ("style",) and gst.train.sampler == "self" and gst.loss.cls_weight == 0
+    assert get_config("tiny-fs-multi").train.sampler == "self" and get_config("tiny-fs").train.sampler == "intercross"
+    cfg = get_config("micro-fs").with_overrides(style={"attributes": ("style",)}, loss={"cls_weight": 0.0})
+    model = build_model(cfg, 20, CLASSES)
+    batch = _batch(cfg)
+    batch.references, batch.reference_labels = batch.references[:1], batch.reference_labels[:1]
+    _, outs, losses = model(batch, step=0)
+    assert len(outs) == 1 and "cls_style" not in losses and torch.isfinite(losses["total"])
