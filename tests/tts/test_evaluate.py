@@ -14,9 +14,9 @@ pytest.importorskip("sklearn")
 
 from toonlab.cli import app  # noqa: E402
 from toonlab.tts.classifiers import GE2E_JUDGE, NearestCentroid, probe_accuracy, select_judge  # noqa: E402
-from toonlab.tts.corpora import import_corpus  # noqa: E402
-from toonlab.tts.data import Corpus, write_manifest  # noqa: E402
 from toonlab.tts.evaluate import RealAudio, build_judges, crossed_cases  # noqa: E402
+from toonlab.tts.manifest import Corpus, write_manifest  # noqa: E402
+from toonlab.tts.real_corpora import import_corpus  # noqa: E402
 
 
 def test_crossed_cases_follow_the_intercross_rule(tone_corpus):

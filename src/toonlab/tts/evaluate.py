@@ -54,7 +54,7 @@ from toonlab.tts.classifiers import (
     select_judge,
     stack_features,
 )
-from toonlab.tts.data import Corpus, Utterance
+from toonlab.tts.manifest import Corpus, Utterance
 from toonlab.tts.metrics import f0_rmse, f0_track, mcd, partial_correlation, pearson, style_features, word_error_rate
 from toonlab.tts.style import ReferenceStyle
 from toonlab.tts.synthesize import Synthesizer
@@ -284,6 +284,7 @@ def evaluate(
     griffin_lim_iters: int = 32,
     asr: bool = True,
     vocoded_judges: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Evaluate a run on a corpus; writes the report into `out` (default RUN/eval) and returns it."""
     t_start = time.time()
@@ -293,14 +294,14 @@ def evaluate(
     cases = crossed_cases(corpus, n_cases, seed)
     if not cases:
         raise ValueError(f"{corpus.root}: no crossed case could be formed from the held-out split")
-    synth = Synthesizer.load(run, griffin_lim_iters=griffin_lim_iters)
+    synth = Synthesizer.load(run, griffin_lim_iters=griffin_lim_iters, device=device)
     params = synth.params
     encoder = SpeakerEncoder()
     real = RealAudio(corpus, params, encoder, None, synth.vocoder if vocoded_judges else None)
     judges = build_judges(real, per_cell, seed)
     recogniser = Recogniser() if asr else None
     model_attrs = synth.attributes
-    max_steps = synth.model.tacotron.decoder.cfg.max_decoder_steps
+    max_steps = synth.model.max_steps
     rows: list[dict[str, Any]] = []
     for k, case in enumerate(cases):
         t = case.target
@@ -501,13 +502,21 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 
 def run_cli(
-    run: Path, corpus: Path, out: Path | None, cases: int, per_cell: int, seed: int, asr: bool, vocoded: bool
+    run: Path,
+    corpus: Path,
+    out: Path | None,
+    cases: int,
+    per_cell: int,
+    seed: int,
+    asr: bool,
+    vocoded: bool,
+    device: str = "cpu",
 ) -> None:
     """`toonlab tts evaluate`: run and print the markdown report."""
     import typer
 
     try:
-        report = evaluate(run, corpus, out, cases, per_cell, seed, asr=asr, vocoded_judges=vocoded)
+        report = evaluate(run, corpus, out, cases, per_cell, seed, asr=asr, vocoded_judges=vocoded, device=device)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

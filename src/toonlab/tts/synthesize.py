@@ -15,7 +15,8 @@ import torch
 
 from toonlab.tts.audio import AudioParams, GriffinLimVocoder, Vocoder, load_wav, mel_spectrogram, save_wav
 from toonlab.tts.checkpoint import load_checkpoint
-from toonlab.tts.model import MultiRefTacotron, build_model
+from toonlab.tts.device import autocast, resolve_device
+from toonlab.tts.model import MultiReferenceTTS, build_model, load_weights
 from toonlab.tts.style import InterpolatedStyle, RandomTokens, ReferenceStyle, StyleControl, TokenWeights
 from toonlab.tts.text import SymbolTable, TextFrontEnd, make_phonemizer
 
@@ -93,21 +94,33 @@ class Synthesis:
 class Synthesizer:
     """A trained model with its own text front end, symbol table, audio parameters and a vocoder."""
 
-    def __init__(self, model: MultiRefTacotron, front: TextFrontEnd, params: AudioParams, vocoder: Vocoder) -> None:
-        self.model = model.eval()
+    def __init__(
+        self,
+        model: MultiReferenceTTS,
+        front: TextFrontEnd,
+        params: AudioParams,
+        vocoder: Vocoder,
+        device: torch.device | None = None,
+    ) -> None:
+        self.device = device or torch.device("cpu")
+        self.model = model.to(self.device).eval()
         self.front = front
         self.params = params
         self.vocoder = vocoder
 
     @classmethod
-    def load(cls, path: str | Path, vocoder: Vocoder | None = None, griffin_lim_iters: int = 32) -> Synthesizer:
+    def load(
+        cls, path: str | Path, vocoder: Vocoder | None = None, griffin_lim_iters: int = 32, device: str = "cpu"
+    ) -> Synthesizer:
+        """A checkpoint (file or run folder) on `device` ("cpu", "cuda", "cuda:N", "auto")."""
+        where = resolve_device(device)
         ckpt = load_checkpoint(path)
         cfg = ckpt.config
         model = build_model(cfg, len(ckpt.symbols), ckpt.classes)
-        model.load_state_dict(ckpt.model)
+        load_weights(model, ckpt.model)
         phonemizer = make_phonemizer(cfg.train.text_frontend, cfg.train.espeak_voice)
         front = TextFrontEnd(phonemizer, SymbolTable(ckpt.symbols))
-        return cls(model, front, cfg.audio, vocoder or GriffinLimVocoder(cfg.audio, n_iter=griffin_lim_iters))
+        return cls(model, front, cfg.audio, vocoder or GriffinLimVocoder(cfg.audio, n_iter=griffin_lim_iters), where)
 
     @property
     def attributes(self) -> list[str]:
@@ -117,9 +130,10 @@ class Synthesizer:
     def say(self, text: str, controls: dict[str, StyleControl], seed: int = 0) -> Synthesis:
         ids = self.front.encode(text)  # unknown symbols are dropped with a warning
         torch.manual_seed(seed)  # pre-net dropout stays on at inference
-        out = self.model.synthesize(ids, controls)
-        mel = out.mels_post[0]
-        return Synthesis(self.vocoder(mel), mel, out.alignments[0], self.params.sample_rate)
+        with autocast(self.device):
+            out = self.model.synthesize(ids, controls)
+        mel = out.mels_post[0].float().cpu()  # the vocoder runs on the CPU
+        return Synthesis(self.vocoder(mel), mel, out.alignments[0].float().cpu(), self.params.sample_rate)
 
     def write(self, result: Synthesis, path: str | Path) -> Path:
         return save_wav(path, result.wav, result.sample_rate)
