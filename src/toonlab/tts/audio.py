@@ -151,7 +151,8 @@ class GriffinLimVocoder:
 def load_wav(path: str | Path, sample_rate: int) -> torch.Tensor:
     """Read a mono waveform as float32 (samples,), resampled to `sample_rate` when the file differs.
 
-    An unreadable file (empty, truncated, not audio) is a ValueError naming it; a missing one a FileNotFoundError."""
+    An unreadable file (empty, truncated, not audio) or one with non-finite samples (NaN, inf) is a ValueError
+    naming it; a missing one a FileNotFoundError."""
     sf = require("soundfile")
     if not Path(path).is_file():
         raise FileNotFoundError(f"audio file {path} does not exist")
@@ -160,6 +161,8 @@ def load_wav(path: str | Path, sample_rate: int) -> torch.Tensor:
     except RuntimeError as exc:  # soundfile.LibsndfileError
         raise ValueError(f"{path}: unreadable audio ({exc})") from exc
     wav = data.mean(axis=1)
+    if not np.isfinite(wav).all():
+        raise ValueError(f"{path}: the audio has non-finite samples (NaN or inf)")
     if sr != sample_rate:
         librosa = require("librosa")
         wav = librosa.resample(wav, orig_sr=sr, target_sr=sample_rate)

@@ -63,19 +63,25 @@ def say(
     random_tokens: list[str] = typer.Option([], "--random", help="ATTR: random token weights (seeded)."),
     seed: int = typer.Option(0, "--seed", help="Seed for --random and the decoder's pre-net dropout."),
     griffin_lim_iters: int = typer.Option(32, "--gl-iters", help="Griffin-Lim iterations."),
+    max_chars: int = typer.Option(5000, "--max-chars", help="Refuse longer texts (spoken sentence by sentence)."),
 ) -> None:
     """Synthesise TEXT, setting each style attribute independently (unset attributes use mean tokens)."""
-    from toonlab.tts.synthesize import Synthesizer, parse_controls
+    from toonlab.tts.synthesize import Synthesizer, check_output, parse_controls, split_text
 
     try:
+        check_output(output)
+        split_text(text, max_chars)
         synth = Synthesizer.load(run, griffin_lim_iters=griffin_lim_iters)
         controls = parse_controls(ref, tokens, interp, random_tokens, synth.params, seed)
-        result = synth.say(text, controls, seed=seed)
+        result = synth.say(text, controls, seed=seed, max_chars=max_chars)
     except (ValueError, KeyError, FileNotFoundError) as exc:  # bad text, style option, reference or run
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     synth.write(result, output)
-    typer.echo(f"{output}: {result.seconds:.2f} s of audio, {result.steps} decoder steps")
+    pieces = f" in {len(result.alignments)} pieces" if len(result.alignments) > 1 else ""
+    typer.echo(f"{output}: {result.seconds:.2f} s of audio, {result.steps} decoder steps{pieces}")
+    if result.hit_step_limit:
+        typer.echo("warning: a piece reached the decoder's step limit and was cut short", err=True)
 
 
 @app.command()
