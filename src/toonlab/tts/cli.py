@@ -64,6 +64,9 @@ def say(
     seed: int = typer.Option(0, "--seed", help="Seed for --random and the decoder's pre-net dropout."),
     griffin_lim_iters: int = typer.Option(32, "--gl-iters", help="Griffin-Lim iterations."),
     max_chars: int = typer.Option(5000, "--max-chars", help="Refuse longer texts (spoken sentence by sentence)."),
+    vocoder: str = typer.Option(
+        "griffin-lim", "--vocoder", help="griffin-lim, world (needs pyworld) or a mel-to-linear file."
+    ),
 ) -> None:
     """Synthesise TEXT, setting each style attribute independently (unset attributes use mean tokens)."""
     from toonlab.tts.synthesize import Synthesizer, check_output, parse_controls, split_text
@@ -71,7 +74,7 @@ def say(
     try:
         check_output(output)
         split_text(text, max_chars)
-        synth = Synthesizer.load(run, griffin_lim_iters=griffin_lim_iters)
+        synth = Synthesizer.load(run, vocoder, griffin_lim_iters)
         controls = parse_controls(ref, tokens, interp, random_tokens, synth.params, seed)
         result = synth.say(text, controls, seed=seed, max_chars=max_chars)
     except (ValueError, KeyError, FileNotFoundError) as exc:  # bad text, style option, reference or run
@@ -89,18 +92,23 @@ def evaluate(
     run: Path = typer.Argument(..., help="Run folder or checkpoint file."),
     corpus: Path = typer.Option(..., "--corpus", help="Corpus folder with held-out (test) utterances."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval)."),
-    cases: int = typer.Option(64, "--cases", help="Crossed cases to synthesise (seeded sample)."),
+    cases: int = typer.Option(128, "--cases", help="Crossed cases to synthesise (seeded sample)."),
+    sweeps: int = typer.Option(16, "--sweeps", help="Style sweeps (one sentence and voice, every style value)."),
     per_cell: int = typer.Option(12, "--per-cell", help="Real utterances per attribute combination for the judges."),
     seed: int = typer.Option(0, "--seed"),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Word error rate with pocketsphinx."),
     vocoded: bool = typer.Option(
         True, "--vocoded-judges/--real-judges", help="Build the judges from real audio through the model's vocoder."
     ),
+    vocoder: str = typer.Option(
+        "griffin-lim", "--vocoder", help="griffin-lim, world (needs pyworld) or a mel-to-linear file."
+    ),
 ) -> None:
-    """Measure speaker/style control, fidelity, WER, length leakage and embedding probes on crossed cases."""
+    """Measure speaker/style control, fidelity, WER, length leakage and embedding probes on crossed cases, beside
+    real, vocoded and degraded real targets (resumes an interrupted run in OUT)."""
     from toonlab.tts.evaluate import run_cli
 
-    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded)
+    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded, sweeps, vocoder)
 
 
 @app.command()
@@ -110,11 +118,18 @@ def demo(
     out: Path = typer.Option(Path("page"), "--out", "-o", help="Page folder (index.html, audio/, img/)."),
     text: str | None = typer.Option(None, "--text", help="Sentence every clip says (default: a held-out one)."),
     eval_dir: Path | None = typer.Option(None, "--eval", help="Evaluation folder to show (default: RUN/eval)."),
+    vocoder: str = typer.Option(
+        "griffin-lim", "--vocoder", help="griffin-lim, world (needs pyworld) or a mel-to-linear file."
+    ),
 ) -> None:
     """Write a static listening page: control grid, interpolation, token weights, evaluation table."""
     from toonlab.tts.demo import build_demo
 
-    typer.echo(build_demo(run, corpus, out, text=text, eval_dir=eval_dir))
+    try:
+        typer.echo(build_demo(run, corpus, out, text=text, eval_dir=eval_dir, vocoder=vocoder))
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command("import-corpus")

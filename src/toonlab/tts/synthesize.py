@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from toonlab.tts.audio import AudioParams, GriffinLimVocoder, Vocoder, load_wav, mel_spectrogram, save_wav
+from toonlab.tts.audio import AudioParams, Vocoder, load_wav, mel_spectrogram, save_wav
 from toonlab.tts.checkpoint import load_checkpoint
 from toonlab.tts.model import MultiRefTacotron, build_model
 from toonlab.tts.style import InterpolatedStyle, RandomTokens, ReferenceStyle, StyleControl, TokenWeights
@@ -174,14 +174,17 @@ class Synthesizer:
         self.vocoder = vocoder
 
     @classmethod
-    def load(cls, path: str | Path, vocoder: Vocoder | None = None, griffin_lim_iters: int = 32) -> Synthesizer:
+    def load(cls, path: str | Path, vocoder: str = "griffin-lim", griffin_lim_iters: int = 32) -> Synthesizer:
+        """A checkpoint with its vocoder: `griffin-lim`, `world` or a mel-to-linear file (`vocoders.make_vocoder`)."""
+        from toonlab.tts.vocoders import make_vocoder
+
         ckpt = load_checkpoint(path)
         cfg = ckpt.config
         model = build_model(cfg, len(ckpt.symbols), ckpt.classes)
         model.load_state_dict(ckpt.model)
         phonemizer = make_phonemizer(cfg.train.text_frontend, cfg.train.espeak_voice)
         front = TextFrontEnd(phonemizer, SymbolTable(ckpt.symbols))
-        return cls(model, front, cfg.audio, vocoder or GriffinLimVocoder(cfg.audio, n_iter=griffin_lim_iters))
+        return cls(model, front, cfg.audio, make_vocoder(vocoder, cfg.audio, griffin_lim_iters))
 
     @property
     def attributes(self) -> list[str]:
@@ -194,7 +197,7 @@ class Synthesizer:
         """Speak `text` piece by piece (see `split_text`); each piece is vocoded on its own, pauses in between."""
         pieces = split_text(text, max_chars)
         if not pieces:
-            self.front.encode(text)  # raises EmptyTextError with the usual message
+            raise EmptyTextError(f"nothing to say in {text!r}")
         encoded = [self.front.encode(p) for p in pieces]  # every piece checked before any synthesis
         limit = self.model.tacotron.decoder.cfg.max_decoder_steps
         pause = torch.zeros(round(PAUSE_SECONDS * self.params.sample_rate))
