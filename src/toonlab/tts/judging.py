@@ -18,7 +18,7 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,7 @@ class Judges:
     n_train: int
     n_held_out: int
     domain: str  # the judging domain ("vocoded" or "real"), trained together with "degraded"
+    held_out: list[Utterance] = field(default_factory=list)  # the held-out utterances the accuracies are over
 
     def judge(self, clip: dict[str, Any]) -> dict[str, str]:
         """`clip_features` of one clip -> {attribute: judged value}."""
@@ -150,16 +151,18 @@ def _load(domain: RealAudio, utts: Sequence[Utterance]) -> list[dict[str, Any]]:
         domain.save()
 
 
-def build_judges(domains: dict[str, RealAudio], per_cell: int, seed: int, vocoded: bool = True) -> Judges:
-    """A judge per attribute from the training split (judging domain + degraded copies; the candidate of best
-    grouped cross-validated accuracy; speaker prefers GE2E, other attributes prosody and mel statistics), scored
-    on held-out utterances in every domain present."""
+def build_judges(
+    domains: dict[str, RealAudio], per_cell: int, seed: int, vocoded: bool = True, augment: bool = True
+) -> Judges:
+    """A judge per attribute from the training split (judging domain + degraded copies unless `augment` is off;
+    the candidate of best grouped cross-validated accuracy; speaker prefers GE2E, other attributes prosody and mel
+    statistics), scored on held-out utterances in every domain present."""
     judging = "vocoded" if vocoded and "vocoded" in domains else "real"
     corpus = domains[judging].corpus
     attrs = corpus.attributes
     train = balanced_sample(corpus.split("train"), attrs, per_cell, seed)
     held = balanced_sample(corpus.split("test"), attrs, max(1, per_cell // 2), seed)
-    train_domains = [d for d in (judging, "degraded") if d in domains]
+    train_domains = [d for d in (judging, "degraded") if d in domains and (augment or d == judging)]
     clips = [c for d in train_domains for c in _load(domains[d], train)]
     groups = [u.id for _ in train_domains for u in train]
     held_clips = {d: _load(r, held) for d, r in domains.items()}
@@ -181,4 +184,4 @@ def build_judges(domains: dict[str, RealAudio], per_cell: int, seed: int, vocode
     stats = StyleStatistics.fit(
         [c["prosody"].numpy() for c in own], [u.attrs for u in train], attrs, SPEAKER if SPEAKER in attrs else None
     )
-    return Judges(per_attribute, centroids, held_acc, stats, len(train), len(held), judging)
+    return Judges(per_attribute, centroids, held_acc, stats, len(train), len(held), judging, held)
