@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sweeps", type=int, default=16)
     p.add_argument("--vocoder", default="griffin-lim")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache", type=Path, default=None, help="Real-audio feature cache (default: CORPUS/features).")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     params = AudioParams()
     corpus = Corpus.load(args.corpus)
-    domains = real_domains(corpus, params, SpeakerEncoder(), make_vocoder(args.vocoder, params))
+    domains = real_domains(corpus, params, SpeakerEncoder(), make_vocoder(args.vocoder, params), args.cache)
     result: dict[str, Any] = {"corpus": str(corpus.root), "vocoder": domains["vocoded"].vocoder.name}
     try:
         lines, judges = classifier_lines(domains, args.per_cell, result)

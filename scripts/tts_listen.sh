@@ -8,6 +8,7 @@
 # finishes), the evaluation continues OUT/eval/partial.jsonl. Rerun it to train further.
 # Environment: TOONLAB (the CLI, default .venv/bin/toonlab), TTS_CONFIG (default tiny), TTS_SENTENCES (sentences
 # per voice and style, default 24), TTS_CHUNK_STEPS (default 250), TTS_CASES (evaluation cases, default 32),
+# TTS_PER_CELL (real clips per voice x style for the judges, default 6),
 # TTS_THREADS (default: all cores), TTS_VOCODER (griffin-lim, world or a mel-to-linear file; default griffin-lim).
 set -euo pipefail
 
@@ -52,7 +53,7 @@ t2=$(date +%s)
 
 log "evaluating -> $OUT/eval"
 "$TOONLAB" tts evaluate "$RUN" --corpus "$OUT/corpus" --out "$OUT/eval" --cases "${TTS_CASES:-32}" --sweeps 4 \
-  --vocoder "$VOCODER" >"$OUT/eval.md"
+  --per-cell "${TTS_PER_CELL:-6}" --vocoder "$VOCODER" >"$OUT/eval.md"
 t3=$(date +%s)
 log "listening page -> $OUT/page"
 "$TOONLAB" tts demo "$RUN" --corpus "$OUT/corpus" --out "$OUT/page" --eval "$OUT/eval" --vocoder "$VOCODER" >&2

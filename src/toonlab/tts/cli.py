@@ -94,6 +94,7 @@ def evaluate(
     out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval)."),
     cases: int = typer.Option(128, "--cases", help="Crossed cases to synthesise (seeded sample)."),
     sweeps: int = typer.Option(16, "--sweeps", help="Style sweeps (one sentence and voice, every style value)."),
+    cache: Path | None = typer.Option(None, "--cache", help="Real-audio feature cache (default: CORPUS/features)."),
     per_cell: int = typer.Option(12, "--per-cell", help="Real utterances per attribute combination for the judges."),
     seed: int = typer.Option(0, "--seed"),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Word error rate with pocketsphinx."),
@@ -108,7 +109,7 @@ def evaluate(
     real, vocoded and degraded real targets (resumes an interrupted run in OUT)."""
     from toonlab.tts.evaluate import run_cli
 
-    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded, sweeps, vocoder)
+    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded, sweeps, vocoder, cache)
 
 
 @app.command()

@@ -23,7 +23,8 @@ bootstrap intervals over cases, correlations Fisher intervals.
 The run is resumable: each finished case and sweep is appended to `OUT/partial.jsonl` (with a key naming the
 checkpoint and settings), and a rerun with the same key continues after the last one, so a long evaluation can
 run in bounded chunks. Out folder: `report.md`, `report.json`, `cases.jsonl`, `sweeps.jsonl`,
-`confusion_<attr>.png`, `audio/`. Real-audio features are cached in `CORPUS/features/eval-<domain>-<key>.pt`.
+`confusion_<attr>.png`, `audio/`. Real-audio features are cached in `CORPUS/features/eval-<domain>-<key>.pt`
+(or `--cache DIR`).
 """
 
 from __future__ import annotations
@@ -309,6 +310,7 @@ def evaluate(
     vocoded_judges: bool = True,
     n_sweeps: int = 16,
     vocoder: str = "griffin-lim",
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run on a corpus (resuming OUT/partial.jsonl); writes the report into `out` (default RUN/eval)."""
     t_start = time.time()
@@ -322,7 +324,7 @@ def evaluate(
     sweeps = style_sweeps(corpus, n_sweeps, seed)
     synth = Synthesizer.load(run, vocoder, griffin_lim_iters)
     encoder = SpeakerEncoder()
-    domains = real_domains(corpus, synth.params, encoder, synth.vocoder)
+    domains = real_domains(corpus, synth.params, encoder, synth.vocoder, cache)
     judges = build_judges(domains, per_cell, seed, vocoded_judges)
     ctx = Context(synth, judges, domains, encoder, Recogniser() if asr else None, out)
     settings = dict(cases=n_cases, per_cell=per_cell, seed=seed, gl=griffin_lim_iters, asr=asr,
@@ -359,13 +361,14 @@ def run_cli(
     vocoded: bool,
     sweeps: int = 16,
     vocoder: str = "griffin-lim",
+    cache: Path | None = None,
 ) -> None:
     """`toonlab tts evaluate`: run and print the markdown report."""
     import typer
 
     try:
         report = evaluate(
-            run, corpus, out, cases, per_cell, seed, asr=asr, vocoded_judges=vocoded, n_sweeps=sweeps, vocoder=vocoder
+            run, corpus, out, cases, per_cell, seed, asr, vocoded, n_sweeps=sweeps, vocoder=vocoder, cache=cache
         )
     except (ValueError, KeyError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)

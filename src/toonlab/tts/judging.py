@@ -45,6 +45,7 @@ from toonlab.tts.style_measures import StyleStatistics, prosody_measures
 SPEAKER = "speaker"
 FEATURES_VERSION = "2"
 DOMAINS = ("real", "vocoded", "degraded")
+SAVE_EVERY = 32  # new cache entries between writes of the cache file
 
 
 def clip_features(
@@ -78,7 +79,7 @@ class RealAudio:
         key = hashlib.sha1(json.dumps([params.to_dict(), FEATURES_VERSION, vocoder_key]).encode()).hexdigest()[:10]
         self.path = (cache_dir or corpus.root / "features") / f"eval-{domain}-{key}.pt"
         self.cache: dict[str, dict[str, Any]] = torch.load(self.path, weights_only=True) if self.path.exists() else {}
-        self._dirty = False
+        self._dirty, self._new = False, 0
 
     def audio(self, u: Utterance) -> tuple[torch.Tensor, torch.Tensor]:
         """The utterance in this domain: (samples,) waveform and its (T, n_mels) log-mel."""
@@ -93,14 +94,21 @@ class RealAudio:
         if u.id not in self.cache:
             wav, mel = self.audio(u)
             self.cache[u.id] = clip_features(wav.numpy(), mel.numpy(), u.text, self.encoder, self.params)
-            self._dirty = True
+            self._mark()
         return self.cache[u.id]
+
+    def _mark(self) -> None:
+        """Note a new entry; every `SAVE_EVERY` of them the cache is written, so a killed run keeps its work."""
+        self._dirty = True
+        self._new += 1
+        if self._new % SAVE_EVERY == 0:
+            self.save()
 
     def transcript(self, u: Utterance, recogniser: Recogniser) -> str:
         entry = self.features(u)
         if "asr" not in entry:
             entry["asr"] = recogniser.transcribe(self.audio(u)[0].numpy(), self.params.sample_rate)
-            self._dirty = True
+            self._mark()
         return entry["asr"]
 
     def save(self) -> None:
