@@ -41,6 +41,10 @@ def _best_time(fn, repeats: int) -> float:
     return min(times)
 
 
+def _reduction(cfg) -> int:  # noqa: ANN001
+    return cfg.tacotron.reduction if cfg.backbone == "tacotron" else cfg.fastspeech.decoder_reduction
+
+
 def toonlab_figures(config_name: str, batch: int, text_len: int, frames: int, repeats: int) -> dict:
     cfg = get_config(config_name)
     r, n_mels = cfg.tacotron.reduction, cfg.audio.n_mels
@@ -62,6 +66,7 @@ def toonlab_figures(config_name: str, batch: int, text_len: int, frames: int, re
         refs,
         [{a: torch.randint(0, len(classes[a]), (batch,), generator=g) for a in classes} for _ in cfg.style.attributes],
         [],
+        120 + 40 * torch.rand(batch, frames, generator=g) if cfg.backbone == "fastspeech" else None,
     )
 
     def step() -> None:
@@ -75,8 +80,8 @@ def toonlab_figures(config_name: str, batch: int, text_len: int, frames: int, re
     text = torch.randint(2, N_SYMBOLS, (text_len,), generator=g)
     controls = {a: RandomTokens(0) for a in cfg.style.attributes}
     vocoder = GriffinLimVocoder(cfg.audio, n_iter=32)
-    seconds = frames * cfg.audio.frame_seconds
     mel = model.synthesize(text, controls).mels_post[0]
+    seconds = mel.shape[0] * cfg.audio.frame_seconds  # fixed for the Tacotron; predicted for FastSpeech
     acoustic_s = _best_time(lambda: model.synthesize(text, controls), repeats)
     vocoder_s = _best_time(lambda: vocoder(mel), repeats)
     return {
@@ -167,7 +172,7 @@ def main() -> None:
     frames = args.frames // 6 * 6  # a multiple of every r in use
     seconds = frames * AudioParams().frame_seconds
     rows = {f"toonlab {n}": toonlab_figures(n, args.batch, args.text_len, frames, args.repeats) for n in names}
-    rows = {k: v | {"r": get_config(k.split()[1]).tacotron.reduction} for k, v in rows.items()}
+    rows = {k: v | {"r": _reduction(get_config(k.split()[1]))} for k, v in rows.items()}
     floor = next(iter(rows.values()))["griffin_lim_rtf"]
     coqui = coqui_figures(args, r, frames)
     if isinstance(coqui, dict):

@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from toonlab.tts.audio import AudioParams
     from toonlab.tts.classifiers import SpeakerEncoder
-    from toonlab.tts.data import Corpus
     from toonlab.tts.judging import real_domains
+    from toonlab.tts.manifest import Corpus
     from toonlab.tts.vocoders import make_vocoder
 
     params = AudioParams()

@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from toonlab.tts.audio import AudioParams, GriffinLimVocoder, load_wav, mel_spectrogram
     from toonlab.tts.classifiers import Recogniser
-    from toonlab.tts.data import Corpus
     from toonlab.tts.judging import balanced_sample
+    from toonlab.tts.manifest import Corpus
     from toonlab.tts.metrics import f0_rmse, f0_track, mcd, word_error_rate
     from toonlab.tts.vocoders import (
         LearnedVocoder,

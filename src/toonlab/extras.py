@@ -17,6 +17,7 @@ _INSTALL = {
     "librosa": "tts",
     "soundfile": "tts",
     "matplotlib": "tts",
+    "pyworld": "tts",
     "onnxruntime": "annotate",
     "rapidocr_onnxruntime": "annotate",
     "transformers": "annotate",

@@ -14,10 +14,10 @@ pytest.importorskip("sklearn")
 
 from toonlab.cli import app  # noqa: E402
 from toonlab.tts.classifiers import GE2E_JUDGE, NearestCentroid, probe_accuracy, select_judge  # noqa: E402
-from toonlab.tts.corpora import import_corpus  # noqa: E402
-from toonlab.tts.data import Corpus, write_manifest  # noqa: E402
 from toonlab.tts.evaluate import crossed_cases, style_sweeps  # noqa: E402
 from toonlab.tts.judging import RealAudio, build_judges  # noqa: E402
+from toonlab.tts.manifest import Corpus, write_manifest  # noqa: E402
+from toonlab.tts.real_corpora import import_corpus  # noqa: E402
 
 
 def test_crossed_cases_follow_the_intercross_rule(tone_corpus):

@@ -35,7 +35,7 @@ def corpus(tmp_path_factory) -> Path:
     """2 voices x 2 styles x 4 sentences (the last one held out), rendered by espeak-ng, 16 kHz."""
     need_espeak()
     from toonlab.tts.audio import load_wav, save_wav
-    from toonlab.tts.data import write_manifest
+    from toonlab.tts.manifest import write_manifest
 
     root = tmp_path_factory.mktemp("corpus")
     (root / "wavs").mkdir()

@@ -12,18 +12,77 @@ app = typer.Typer(help="Multi-reference Tacotron: corpus, train, say, evaluate, 
 @app.command()
 def corpus(
     out: Path = typer.Argument(..., help="Corpus folder (manifest.jsonl, wavs/, corpus.json)."),
-    sentences: int = typer.Option(120, "--sentences", "-n", help="Sentences per speaker and style."),
+    sentences: int = typer.Option(120, "--sentences", "-n", help="Sentences in all (train + held out)."),
     voices: str = typer.Option("", help="Comma-separated voice names (default: the first 8 known voices)."),
     styles: str = typer.Option("neutral,happy,sad,angry", help="Comma-separated style names."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel render processes (0 = all cores)."),
     test_frac: float = typer.Option(0.1, "--test-frac", help="Fraction of sentences held out as test."),
     text: Path | None = typer.Option(None, help="Use this file's lines as sentences instead of `fortunes`."),
     list_voices: bool = typer.Option(False, "--list-voices", help="List the known voices and styles, then exit."),
+    train_cells: int = typer.Option(
+        0, "--train-cells", help="Voice x style cells per training sentence (0 = all; held-out sentences get all)."
+    ),
 ) -> None:
-    """Build a fully crossed voice x style x sentence corpus with Debian speech engines (resumable)."""
-    from toonlab.tts.corpus import run_cli
+    """Build a voice x style x sentence corpus with Debian speech engines (resumable); held-out sentences are
+    rendered in every cell, training sentences in every cell or in --train-cells balanced cells each."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    run_cli(out, sentences, voices, styles, jobs, test_frac, text, list_voices)
+    from toonlab.tts.engine_corpus import build_corpus
+    from toonlab.tts.engines import DEFAULT_VOICES, STYLES, VOICES, EngineMissing, RenderError
+
+    console = Console()
+    if list_voices:
+        for name, v in VOICES.items():
+            console.print(f"{name:14s} {v.engine}{'  (default)' if name in DEFAULT_VOICES else ''}")
+        console.print("styles: " + ", ".join(f"{s.name} {vars(s)}" for s in STYLES.values()))
+        return
+    user_text = [ln for ln in text.read_text().splitlines() if ln.strip()] if text is not None else None
+    cols = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*cols, console=console) as bar:
+            task = bar.add_task("render", total=None)
+            result = build_corpus(
+                out,
+                voices=[v for v in voices.split(",") if v] or None,
+                styles=[s for s in styles.split(",") if s] or None,
+                n_sentences=sentences,
+                test_frac=test_frac,
+                jobs=jobs or None,
+                sentences=user_text,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                train_cells=train_cells,
+            )
+    except (EngineMissing, FileNotFoundError, KeyError, RenderError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    _print_corpus_summary(console, result)
+
+
+def _print_corpus_summary(console, result) -> None:  # noqa: ANN001 - rich Console, corpus.BuildResult
+    from rich.table import Table
+
+    info = result.info
+    table = Table(title="per-style acoustics (pyin sample)")
+    for col in ("style", "F0 mean (Hz)", "F0 range (st)", "rate (letters/s)", "RMS (dB)", "n"):
+        table.add_column(col, justify="left" if col == "style" else "right")
+    for style, s in info.get("style_stats", {}).items():
+        table.add_row(
+            style, f"{s['f0_mean_hz']:.1f}", f"{s['f0_range_st']:.1f}", f"{s['rate_cps']:.1f}", f"{s['rms_db']:.1f}",
+            str(s["n"]),
+        )  # fmt: skip
+    console.print(table)
+    for problem in info.get("style_check_failures", []):
+        console.print(f"[yellow]style check:[/yellow] {problem}")
+    console.print(
+        f"{info['utterances']} utterances ({info['hours']:.2f} h; rendered {result.rendered}, kept "
+        f"{result.skipped}, errors {len(result.errors)}) in {result.seconds / 60:.1f} min; "
+        f"{len(info['voices'])} voices x {len(info['styles'])} styles; "
+        f"test sentences {info['splits']['test']['sentences']}"
+    )
+    if result.errors:
+        console.print(f"[yellow]{len(result.errors)} failed renders listed in {result.root / 'errors.jsonl'}[/yellow]")
+    console.print(f"corpus: {result.root.resolve()}")
 
 
 @app.command()
@@ -40,16 +99,72 @@ def train(
     stop_when_aligned: float | None = typer.Option(
         None, "--stop-when-aligned", help="Stop once held-out diagonality (teacher-forced and free) reaches this."
     ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (bf16 autocast on CUDA)."),
+    workers: int | None = typer.Option(None, "--workers", help="DataLoader workers for features and batches."),
+    minutes: float | None = typer.Option(
+        None, "--minutes", help="Stop (validated and saved) after this much wall time; --resume continues."
+    ),
 ) -> None:
-    """Train a multi-reference Tacotron (run under `torchrun` for DDP)."""
+    """Train a multi-reference TTS model (run under `torchrun` for DDP: NCCL on GPU, gloo on CPU)."""
     from toonlab.tts.configs import get_config
+    from toonlab.tts.manifest import ManifestError
+    from toonlab.tts.train import NonFiniteLoss
     from toonlab.tts.train import train as run_training
 
-    cfg = get_config(config)
+    try:
+        cfg = get_config(config)
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from exc
     overrides = {k: v for k, v in {"batch_size": batch_size, "val_every": val_every}.items() if v is not None}
     if overrides:
         cfg = cfg.with_overrides(train=overrides)
-    run_training(corpus, cfg, out, steps, resume, cache, threads, stop_when_aligned)
+    try:
+        run_training(
+            corpus, cfg, out, steps, resume, cache, threads, stop_when_aligned, device, workers, _monitor(), minutes
+        )
+    except (ManifestError, ValueError, FileNotFoundError, NonFiniteLoss) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _monitor():  # noqa: ANN202 - a toonlab.tts.train.Monitor drawn with rich
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console()
+    progress = Progress(
+        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), console=console, transient=False,
+    )  # fmt: skip
+
+    class RichMonitor:
+        task = None
+
+        def start(self, total: int, done: int) -> None:
+            if console.is_terminal:
+                progress.start()
+            self.task = progress.add_task("", total=total, completed=done)
+
+        def update(self, step: int, row: dict) -> None:
+            desc = f"loss {row['total']:.3f} mel {row['mel_post']:.3f}"
+            progress.update(self.task, completed=step, description=desc)
+            if not console.is_terminal and step % 50 == 0:
+                console.print(f"step {step}: {desc} ({row['seconds']:.2f} s/step)")
+            if progress.finished:
+                progress.stop()
+
+        def message(self, text: str) -> None:
+            console.print(text)
+
+    return RichMonitor()
 
 
 @app.command()
@@ -67,14 +182,16 @@ def say(
     vocoder: str = typer.Option(
         "griffin-lim", "--vocoder", help="griffin-lim, world (needs pyworld) or a mel-to-linear file."
     ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
 ) -> None:
-    """Synthesise TEXT, setting each style attribute independently (unset attributes use mean tokens)."""
+    """Synthesise TEXT, setting each style attribute independently (unset attributes use the mean training
+    embedding)."""
     from toonlab.tts.synthesize import Synthesizer, check_output, parse_controls, split_text
 
     try:
         check_output(output)
         split_text(text, max_chars)
-        synth = Synthesizer.load(run, vocoder, griffin_lim_iters)
+        synth = Synthesizer.load(run, vocoder, griffin_lim_iters, device=device)
         controls = parse_controls(ref, tokens, interp, random_tokens, synth.params, seed)
         result = synth.say(text, controls, seed=seed, max_chars=max_chars)
     except (ValueError, KeyError, FileNotFoundError) as exc:  # bad text, style option, reference or run
@@ -104,12 +221,13 @@ def evaluate(
     vocoder: str = typer.Option(
         "griffin-lim", "--vocoder", help="griffin-lim, world (needs pyworld) or a mel-to-linear file."
     ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (synthesis only)."),
 ) -> None:
     """Measure speaker/style control, fidelity, WER, length leakage and embedding probes on crossed cases, beside
     real, vocoded and degraded real targets (resumes an interrupted run in OUT)."""
     from toonlab.tts.evaluate import run_cli
 
-    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded, sweeps, vocoder, cache)
+    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded, sweeps, vocoder, cache, device)
 
 
 @app.command()
@@ -122,15 +240,17 @@ def demo(
     vocoder: str = typer.Option(
         "griffin-lim", "--vocoder", help="griffin-lim, world (needs pyworld) or a mel-to-linear file."
     ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
 ) -> None:
     """Write a static listening page: control grid, interpolation, token weights, evaluation table."""
     from toonlab.tts.demo import build_demo
 
     try:
-        typer.echo(build_demo(run, corpus, out, text=text, eval_dir=eval_dir, vocoder=vocoder))
+        page = build_demo(run, corpus, out, text=text, eval_dir=eval_dir, vocoder=vocoder, device=device)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    typer.echo(page)
 
 
 @app.command("import-corpus")
@@ -141,7 +261,7 @@ def import_corpus(
     test_frac: float = typer.Option(0.1, "--test-frac", help="Share of sentences held out."),
 ) -> None:
     """Turn a real corpus layout into a manifest (audio stays in place)."""
-    from toonlab.tts.corpora import import_corpus as run_import
+    from toonlab.tts.real_corpora import import_corpus as run_import
 
     try:
         path = run_import(kind, src, out, test_frac)

@@ -1,4 +1,8 @@
-"""Named configurations for the multi-reference Tacotron (`tiny` for a laptop CPU, `base` for a GPU).
+"""Named configurations for the multi-reference TTS (`tiny` for a laptop CPU, `base` for a GPU).
+
+Two backbones sit behind the same multi-reference encoder and losses: `tacotron` (the paper's autoregressive
+Tacotron) and `fastspeech` (duration-based, non-autoregressive, FastSpeech 2 / FastPitch style with a learned
+aligner); `*-fs` configs use the second.
 
 A config is plain data (dataclasses of primitives, so it is stored in checkpoints and loads with
 `weights_only=True`); `toonlab.tts.model.build_model` and `toonlab.tts.intercross.build_sampler` turn it
@@ -33,9 +37,31 @@ class TacotronConfig:
     postnet_convs: int = 3
     postnet_dim: int = 64
     postnet_kernel: int = 5
+    postnet_norm: str = "batch"  # "batch" (Tacotron 2) or "none": no running statistics to lag in eval mode
     dropout: float = 0.1
     max_decoder_steps: int = 400
     stop_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class FastSpeechConfig:
+    """Duration-based non-autoregressive backbone: text encoder, learned aligner (durations), pitch / energy /
+    duration predictors and a dilated-conv decoder, each conditioned on the style vector."""
+
+    embed_dim: int = 128
+    encoder_convs: int = 3
+    encoder_kernel: int = 5
+    encoder_dim: int = 128  # BiLSTM output
+    aligner_dim: int = 80
+    predictor_dim: int = 128
+    predictor_kernel: int = 3
+    predictor_dropout: float = 0.3
+    decoder_dim: int = 128
+    decoder_kernel: int = 5
+    decoder_dilations: tuple[int, ...] = (1, 2, 4, 1, 2, 4)
+    decoder_reduction: int = 2  # the decoder runs on pairs of frames and emits both (half the convolution cost)
+    dropout: float = 0.1
+    max_frames: int = 1600  # synthesis bound (20 s at a 12.5 ms hop)
 
 
 @dataclass(frozen=True)
@@ -62,6 +88,12 @@ class LossConfig:
     orth_weight: float = 0.001  # gamma (the squared Frobenius form is large: ~B^2 d^2 scale)
     adversarial_weight: float = 0.0  # > 0 adds gradient-reversal classifiers (follow-up paper)
     style_warmup_steps: int = 500  # style losses ramp linearly from 0 over these steps
+    # fastspeech backbone
+    duration_weight: float = 1.0
+    pitch_weight: float = 1.0
+    energy_weight: float = 1.0
+    align_weight: float = 1.0  # forward-sum (CTC) loss of the aligner
+    binarization_start: int = 1000  # steps; then the soft alignment is also pulled towards the hard one
 
 
 @dataclass(frozen=True)
@@ -83,13 +115,16 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 10
     seed: int = 0
+    workers: int = 0  # DataLoader workers assembling batches (features are computed by their own workers)
 
 
 @dataclass(frozen=True)
 class Config:
     name: str
+    backbone: str = "tacotron"  # "tacotron" or "fastspeech"
     audio: AudioParams = field(default_factory=AudioParams)
     tacotron: TacotronConfig = field(default_factory=TacotronConfig)
+    fastspeech: FastSpeechConfig = field(default_factory=FastSpeechConfig)
     style: StyleConfig = field(default_factory=StyleConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -132,12 +167,31 @@ def _build(cls: type, d: dict[str, Any]) -> Any:
 
 
 def _tiny() -> Config:
-    return Config(name="tiny")
+    """r = 5 (fewer decoder steps, faster alignment) and a post-net without BatchNorm."""
+    return Config(name="tiny", tacotron=TacotronConfig(reduction=5, postnet_norm="none"))
+
+
+def _tiny_fs() -> Config:
+    """The duration-based backbone behind the paper's multi-reference encoder and intercross training; longer
+    clips are affordable (no autoregression), so the length limit does not bite."""
+    tiny = _tiny()
+    return replace(tiny, name="tiny-fs", backbone="fastspeech", train=replace(tiny.train, max_seconds=10.0))
+
+
+def _tiny_fs_gst() -> Config:
+    gst = _tiny_gst()
+    return replace(gst, name="tiny-fs-gst", backbone="fastspeech", train=replace(gst.train, max_seconds=10.0))
+
+
+def _tiny_fs_multi() -> Config:
+    fs = _tiny_fs()
+    return replace(fs, name="tiny-fs-multi", train=replace(fs.train, sampler="self"))
 
 
 def _tiny_gst() -> Config:
     return Config(
         name="tiny-gst",
+        tacotron=TacotronConfig(reduction=5, postnet_norm="none"),
         style=StyleConfig(attributes=("style",)),
         loss=LossConfig(cls_weight=0.0, orth_weight=0.0),
         train=TrainConfig(sampler="self", crop_seconds=None),
@@ -212,9 +266,33 @@ def _micro() -> Config:
     )
 
 
+def _micro_fs() -> Config:
+    """The duration-based backbone at toy size, for tests."""
+    return replace(
+        _micro(),
+        name="micro-fs",
+        backbone="fastspeech",
+        fastspeech=FastSpeechConfig(
+            embed_dim=32,
+            encoder_convs=1,
+            encoder_dim=32,
+            aligner_dim=16,
+            predictor_dim=16,
+            decoder_dim=32,
+            decoder_dilations=(1, 2),
+            max_frames=200,
+        ),  # fmt: skip
+        loss=LossConfig(binarization_start=2),
+    )
+
+
 CONFIGS = {
     "micro": _micro,
+    "micro-fs": _micro_fs,
     "tiny": _tiny,
+    "tiny-fs": _tiny_fs,
+    "tiny-fs-gst": _tiny_fs_gst,
+    "tiny-fs-multi": _tiny_fs_multi,
     "tiny-gst": _tiny_gst,
     "tiny-multi": _tiny_multi,
     "tiny-adv": _tiny_adv,
@@ -224,7 +302,8 @@ CONFIGS = {
 
 
 def get_config(name: str) -> Config:
-    """A named config: micro (tests), tiny, tiny-gst, tiny-multi, tiny-adv, base, base-gst."""
+    """A named config: micro, micro-fs (tests), tiny, tiny-gst, tiny-multi, tiny-adv, tiny-fs, tiny-fs-gst,
+    tiny-fs-multi, base, base-gst."""
     try:
         return CONFIGS[name]()
     except KeyError:

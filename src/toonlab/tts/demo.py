@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toonlab.tts.audio import load_wav, mel_spectrogram, save_wav
-from toonlab.tts.data import Corpus, Utterance
+from toonlab.tts.manifest import Corpus, Utterance
 from toonlab.tts.style import InterpolatedStyle, RandomTokens, ReferenceStyle, StyleControl, TokenWeights
 from toonlab.tts.synthesize import Synthesizer
 
@@ -139,10 +139,11 @@ def build_demo(
     eval_dir: Path | None = None,
     tokens: int = 4,
     vocoder: str = "griffin-lim",
+    device: str = "cpu",
 ) -> Path:
     """Synthesise the page's clips and write `out/index.html`; returns its path."""
     run = Path(run)
-    synth = Synthesizer.load(run, vocoder)
+    synth = Synthesizer.load(run, vocoder, device=device)
     corpus = Corpus.load(corpus_dir)
     held_out = corpus.split("test") or corpus.utterances
     text = text or sorted(held_out, key=lambda u: u.id)[0].text

@@ -43,8 +43,8 @@ import torch
 
 from toonlab.tts.audio import load_wav, mel_spectrogram
 from toonlab.tts.classifiers import Recogniser, SpeakerEncoder, probe_accuracy
-from toonlab.tts.data import Corpus, Utterance
 from toonlab.tts.judging import SPEAKER, Judges, RealAudio, balanced_sample, build_judges, clip_features, real_domains
+from toonlab.tts.manifest import Corpus, Utterance
 from toonlab.tts.metrics import f0_rmse, f0_track, mcd
 from toonlab.tts.report import summarise, to_markdown
 from toonlab.tts.style import ReferenceStyle
@@ -104,10 +104,12 @@ def crossed_cases(corpus: Corpus, n_cases: int, seed: int = 0) -> list[Case]:
 def embedding_probes(synth: Synthesizer, corpus: Corpus, per_cell: int, seed: int) -> dict[str, dict[str, Any]]:
     """{sub-encoder attribute: {corpus attribute: {accuracy, chance, folds}}} on held-out real utterances."""
     utts = balanced_sample(corpus.split("test"), corpus.attributes, per_cell, seed)
-    mels = [mel_spectrogram(load_wav(u.audio, synth.params.sample_rate), synth.params) for u in utts]
+    dev = synth.device
+    mels = [mel_spectrogram(load_wav(u.audio, synth.params.sample_rate), synth.params).to(dev) for u in utts]
     out: dict[str, dict[str, Any]] = {}
     for sub in synth.model.style.subs:
-        emb = np.stack([sub(m[None], torch.tensor([m.shape[0]])).style[0].numpy() for m in mels])  # (N, d)
+        lengths = [torch.tensor([m.shape[0]], device=dev) for m in mels]
+        emb = np.stack([sub(m[None], n).style[0].float().cpu().numpy() for m, n in zip(mels, lengths, strict=True)])
         out[sub.attribute] = {
             attr: probe_accuracy(emb, [u.attrs[attr] for u in utts], seed=seed) for attr in corpus.attributes
         }
@@ -311,6 +313,7 @@ def evaluate(
     n_sweeps: int = 16,
     vocoder: str = "griffin-lim",
     cache: Path | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Evaluate a run on a corpus (resuming OUT/partial.jsonl); writes the report into `out` (default RUN/eval)."""
     t_start = time.time()
@@ -322,7 +325,7 @@ def evaluate(
     if not cases:
         raise ValueError(f"{corpus.root}: no crossed case could be formed from the held-out split")
     sweeps = style_sweeps(corpus, n_sweeps, seed)
-    synth = Synthesizer.load(run, vocoder, griffin_lim_iters)
+    synth = Synthesizer.load(run, vocoder, griffin_lim_iters, device=device)
     encoder = SpeakerEncoder()
     domains = real_domains(corpus, synth.params, encoder, synth.vocoder, cache)
     judges = build_judges(domains, per_cell, seed, vocoded_judges)
@@ -362,13 +365,14 @@ def run_cli(
     sweeps: int = 16,
     vocoder: str = "griffin-lim",
     cache: Path | None = None,
+    device: str = "cpu",
 ) -> None:
     """`toonlab tts evaluate`: run and print the markdown report."""
     import typer
 
     try:
         report = evaluate(
-            run, corpus, out, cases, per_cell, seed, asr, vocoded, n_sweeps=sweeps, vocoder=vocoder, cache=cache
+            run, corpus, out, cases, per_cell, seed, asr, vocoded, sweeps, vocoder=vocoder, cache=cache, device=device
         )
     except (ValueError, KeyError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)

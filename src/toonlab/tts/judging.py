@@ -37,8 +37,8 @@ from toonlab.tts.classifiers import (
     select_judge,
     stack_features,
 )
-from toonlab.tts.data import Corpus, Utterance
 from toonlab.tts.degrade import degrade_log_mel
+from toonlab.tts.manifest import Corpus, Utterance
 from toonlab.tts.metrics import style_features
 from toonlab.tts.style_measures import StyleStatistics, prosody_measures
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from toonlab.tts.data import Corpus
 from toonlab.tts.judging import SPEAKER, Judges
+from toonlab.tts.manifest import Corpus
 from toonlab.tts.metrics import (
     bootstrap_interval,
     correlation_interval,

@@ -115,8 +115,12 @@ class StyleControl(Protocol):
     def embed(self, sub: SubEncoder) -> torch.Tensor: ...
 
 
+def _device(sub: SubEncoder) -> torch.device:
+    return sub.tokens.tokens.device
+
+
 def _reference_embedding(sub: SubEncoder, mel: torch.Tensor) -> torch.Tensor:
-    return sub(mel[None], torch.tensor([mel.shape[0]])).style
+    return sub(mel[None].to(_device(sub)), torch.tensor([mel.shape[0]], device=_device(sub))).style
 
 
 @dataclass
@@ -136,7 +140,7 @@ class TokenWeights:
     weights: Mapping[int, float]
 
     def embed(self, sub: SubEncoder) -> torch.Tensor:
-        w = torch.zeros(1, sub.tokens.n_heads, sub.tokens.n_tokens)
+        w = torch.zeros(1, sub.tokens.n_heads, sub.tokens.n_tokens, device=_device(sub))
         for k, v in self.weights.items():
             if not 0 <= k < sub.tokens.n_tokens:
                 raise ValueError(f"token {k} out of range for {sub.attribute!r} ({sub.tokens.n_tokens} tokens)")
@@ -166,12 +170,23 @@ class RandomTokens:
     def embed(self, sub: SubEncoder) -> torch.Tensor:
         gen = torch.Generator().manual_seed(self.seed)
         alpha = torch.randn(1, sub.tokens.n_heads, sub.tokens.n_tokens, generator=gen)
-        return sub.tokens.embed(torch.softmax(alpha, dim=-1))
+        return sub.tokens.embed(torch.softmax(alpha, dim=-1).to(_device(sub)))
 
 
 def mean_tokens(n_tokens: int) -> TokenWeights:
-    """Uniform weights over the tokens: the default for an attribute the user leaves unset."""
+    """Uniform weights over the tokens (the default for an unset attribute in models trained before the mean
+    training embedding was tracked)."""
     return TokenWeights({k: 1.0 / n_tokens for k in range(n_tokens)})
+
+
+@dataclass
+class FixedEmbedding:
+    """A given (embed_dim,) embedding, e.g. the mean of the embeddings seen in training."""
+
+    embedding: torch.Tensor
+
+    def embed(self, sub: SubEncoder) -> torch.Tensor:
+        return self.embedding.to(_device(sub))[None]
 
 
 class MultiReferenceEncoder(nn.Module):
@@ -185,6 +200,10 @@ class MultiReferenceEncoder(nn.Module):
         self.attributes = [s.attribute for s in sub_encoders]
         if len(set(self.attributes)) != len(self.attributes):
             raise ValueError(f"one sub-encoder per attribute, got {self.attributes}")
+        # running mean of each sub-encoder's training embeddings: the default for an attribute left unset (the
+        # mean-token vector lies off the learned range)
+        self.register_buffer("mean_style", torch.zeros(self.embed_dim))
+        self.register_buffer("mean_count", torch.zeros(()))
 
     @property
     def embed_dim(self) -> int:
@@ -200,10 +219,26 @@ class MultiReferenceEncoder(nn.Module):
         return torch.cat([o.style for o in outs], dim=-1), outs
 
     @torch.no_grad()
+    def track(self, outs: Sequence[SubEncoderOutput]) -> None:
+        """Fold a training batch's embeddings into `mean_style` (cumulative mean over the first 1,000 batches, then
+        an exponential average that follows the embeddings as they move)."""
+        batch_mean = torch.cat([o.style.detach().float().mean(0) for o in outs])
+        self.mean_count += 1
+        rate = max(1.0 / float(self.mean_count), 1e-3)
+        self.mean_style.mul_(1 - rate).add_(rate * batch_mean)
+
+    def default(self, n: int) -> StyleControl:
+        """The control used for sub-encoder n when the user sets nothing: the mean training embedding."""
+        if float(self.mean_count) == 0:
+            return mean_tokens(self.subs[n].tokens.n_tokens)
+        start = sum(s.embed_dim for s in self.subs[:n])
+        return FixedEmbedding(self.mean_style[start : start + self.subs[n].embed_dim])
+
+    @torch.no_grad()
     def embed(self, controls: Mapping[str, StyleControl]) -> torch.Tensor:
-        """One control per attribute (missing ones get `mean_tokens`) -> (1, embed_dim)."""
+        """One control per attribute (missing ones get `default`) -> (1, embed_dim)."""
         unknown = set(controls) - set(self.attributes)
         if unknown:
             raise KeyError(f"unknown style attribute(s) {sorted(unknown)}; this model has {self.attributes}")
-        parts = [controls.get(s.attribute, mean_tokens(s.tokens.n_tokens)).embed(s) for s in self.subs]
+        parts = [controls.get(s.attribute, self.default(n)).embed(s) for n, s in enumerate(self.subs)]
         return torch.cat(parts, dim=-1)

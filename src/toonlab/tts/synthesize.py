@@ -24,7 +24,8 @@ import torch
 
 from toonlab.tts.audio import AudioParams, Vocoder, load_wav, mel_spectrogram, save_wav
 from toonlab.tts.checkpoint import load_checkpoint
-from toonlab.tts.model import MultiRefTacotron, build_model
+from toonlab.tts.device import autocast, resolve_device
+from toonlab.tts.model import MultiReferenceTTS, build_model, load_weights
 from toonlab.tts.style import InterpolatedStyle, RandomTokens, ReferenceStyle, StyleControl, TokenWeights
 from toonlab.tts.text import EmptyTextError, SymbolTable, TextFrontEnd, make_phonemizer
 
@@ -167,24 +168,36 @@ class Synthesis:
 class Synthesizer:
     """A trained model with its own text front end, symbol table, audio parameters and a vocoder."""
 
-    def __init__(self, model: MultiRefTacotron, front: TextFrontEnd, params: AudioParams, vocoder: Vocoder) -> None:
-        self.model = model.eval()
+    def __init__(
+        self,
+        model: MultiReferenceTTS,
+        front: TextFrontEnd,
+        params: AudioParams,
+        vocoder: Vocoder,
+        device: torch.device | None = None,
+    ) -> None:
+        self.device = device or torch.device("cpu")
+        self.model = model.to(self.device).eval()
         self.front = front
         self.params = params
         self.vocoder = vocoder
 
     @classmethod
-    def load(cls, path: str | Path, vocoder: str = "griffin-lim", griffin_lim_iters: int = 32) -> Synthesizer:
-        """A checkpoint with its vocoder: `griffin-lim`, `world` or a mel-to-linear file (`vocoders.make_vocoder`)."""
+    def load(
+        cls, path: str | Path, vocoder: str = "griffin-lim", griffin_lim_iters: int = 32, device: str = "cpu"
+    ) -> Synthesizer:
+        """A checkpoint (file or run folder) on `device` ("cpu", "cuda", "cuda:N", "auto") with its vocoder:
+        `griffin-lim`, `world` or a mel-to-linear file (`vocoders.make_vocoder`)."""
         from toonlab.tts.vocoders import make_vocoder
 
+        where = resolve_device(device)
         ckpt = load_checkpoint(path)
         cfg = ckpt.config
         model = build_model(cfg, len(ckpt.symbols), ckpt.classes)
-        model.load_state_dict(ckpt.model)
+        load_weights(model, ckpt.model)
         phonemizer = make_phonemizer(cfg.train.text_frontend, cfg.train.espeak_voice)
         front = TextFrontEnd(phonemizer, SymbolTable(ckpt.symbols))
-        return cls(model, front, cfg.audio, make_vocoder(vocoder, cfg.audio, griffin_lim_iters))
+        return cls(model, front, cfg.audio, make_vocoder(vocoder, cfg.audio, griffin_lim_iters), where)
 
     @property
     def attributes(self) -> list[str]:
@@ -199,7 +212,7 @@ class Synthesizer:
         if not pieces:
             raise EmptyTextError(f"nothing to say in {text!r}")
         encoded = [self.front.encode(p) for p in pieces]  # every piece checked before any synthesis
-        limit = self.model.tacotron.decoder.cfg.max_decoder_steps
+        limit = self.model.max_steps  # decoder steps (Tacotron) or frames (FastSpeech)
         pause = torch.zeros(round(PAUSE_SECONDS * self.params.sample_rate))
         pause_mel = torch.full(
             (round(PAUSE_SECONDS / self.params.frame_seconds), self.params.n_mels), self.params.pad_value
@@ -207,8 +220,9 @@ class Synthesizer:
         torch.manual_seed(seed)  # pre-net dropout stays on at inference
         wavs, mels, alignments = [], [], []
         for k, ids in enumerate(encoded):
-            out = self.model.synthesize(ids, controls)
-            mel = out.mels_post[0]  # (T, n_mels)
+            with autocast(self.device):
+                out = self.model.synthesize(ids, controls)
+            mel = out.mels_post[0].float().cpu()  # (T, n_mels); the vocoder runs on the CPU
             if not torch.isfinite(mel).all():
                 raise ValueError("the model produced non-finite output (a corrupt checkpoint or style control)")
             if k:
@@ -216,7 +230,7 @@ class Synthesizer:
                 mels.append(pause_mel)
             wavs.append(self.vocoder(mel))
             mels.append(mel)
-            alignments.append(out.alignments[0])
+            alignments.append(out.alignments[0].float().cpu())
         hit = any(a.shape[0] >= limit for a in alignments)
         return Synthesis(torch.cat(wavs), torch.cat(mels), alignments, self.params.sample_rate, hit)
 

@@ -25,27 +25,35 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm1d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; expected 'batch' or 'none'")
+
+
 class ConvBlock(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, activation: nn.Module, dropout: float) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, activation: nn.Module, dropout: float, norm: str = "batch"
+    ) -> None:
         super().__init__(
             nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2),
-            nn.BatchNorm1d(c_out),
+            _norm(norm, c_out),
             activation,
             nn.Dropout(dropout),
         )
 
 
 class TextEncoder(nn.Module):
-    """ids (B, L) -> (B, L, encoder_dim)."""
+    """ids (B, L) -> (B, L, dim): embedding, `convs` conv blocks, BiLSTM."""
 
-    def __init__(self, n_symbols: int, cfg: TacotronConfig) -> None:
+    def __init__(self, n_symbols: int, embed_dim: int, dim: int, convs: int, kernel: int) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(n_symbols, cfg.embed_dim, padding_idx=0)
-        dims = [cfg.embed_dim] + [cfg.encoder_dim] * cfg.encoder_convs
-        self.convs = nn.Sequential(
-            *[ConvBlock(dims[i], dims[i + 1], cfg.encoder_kernel, nn.ReLU(), 0.5) for i in range(cfg.encoder_convs)]
-        )
-        self.lstm = nn.LSTM(cfg.encoder_dim, cfg.encoder_dim // 2, batch_first=True, bidirectional=True)
+        self.embedding = nn.Embedding(n_symbols, embed_dim, padding_idx=0)
+        dims = [embed_dim] + [dim] * convs
+        self.convs = nn.Sequential(*[ConvBlock(dims[i], dims[i + 1], kernel, nn.ReLU(), 0.5) for i in range(convs)])
+        self.lstm = nn.LSTM(dim, dim // 2, batch_first=True, bidirectional=True)
 
     def forward(self, text: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = self.convs(self.embedding(text).transpose(1, 2)).transpose(1, 2)  # (B, L, C)
@@ -195,12 +203,9 @@ class Postnet(nn.Module):
     def __init__(self, n_mels: int, cfg: TacotronConfig) -> None:
         super().__init__()
         dims = [n_mels] + [cfg.postnet_dim] * (cfg.postnet_convs - 1) + [n_mels]
-        blocks = [
-            ConvBlock(dims[i], dims[i + 1], cfg.postnet_kernel, nn.Tanh(), 0.5) for i in range(cfg.postnet_convs - 1)
-        ]
-        last = nn.Sequential(
-            nn.Conv1d(dims[-2], n_mels, cfg.postnet_kernel, padding=cfg.postnet_kernel // 2), nn.BatchNorm1d(n_mels)
-        )
+        k, norm = cfg.postnet_kernel, cfg.postnet_norm
+        blocks = [ConvBlock(dims[i], dims[i + 1], k, nn.Tanh(), 0.5, norm) for i in range(cfg.postnet_convs - 1)]
+        last = nn.Sequential(nn.Conv1d(dims[-2], n_mels, k, padding=k // 2), _norm(norm, n_mels))
         self.net = nn.Sequential(*blocks, last)
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
@@ -221,7 +226,7 @@ class Tacotron(nn.Module):
     def __init__(self, n_symbols: int, n_mels: int, style_dim: int, cfg: TacotronConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = TextEncoder(n_symbols, cfg)
+        self.encoder = TextEncoder(n_symbols, cfg.embed_dim, cfg.encoder_dim, cfg.encoder_convs, cfg.encoder_kernel)
         self.decoder = Decoder(n_mels, cfg.encoder_dim + style_dim, cfg)
         self.postnet = Postnet(n_mels, cfg)
 

@@ -9,9 +9,9 @@ from collections import defaultdict
 import pytest
 
 from toonlab.tts import engines
-from toonlab.tts.corpus import build_corpus, is_plain, normalise, select_sentences
-from toonlab.tts.data import Corpus
+from toonlab.tts.engine_corpus import build_corpus, is_plain, normalise, select_sentences
 from toonlab.tts.engines import EngineMissing, get_voices, restyle_pho
+from toonlab.tts.manifest import Corpus
 
 SENTENCES = [
     "Never eat more than you can lift.",
@@ -134,3 +134,27 @@ def test_cli_lists_voices_and_rejects_unknown(tmp_path):
     assert listed.exit_code == 0 and "mbrola_us1" in listed.output and "(default)" in listed.output
     bad = runner.invoke(app, ["corpus", str(tmp_path), "--voices", "nobody", "--text", __file__])
     assert bad.exit_code == 1 and "unknown voice" in bad.output
+
+
+def test_balanced_design_renders_test_crossed_and_train_cells_evenly():
+    from collections import Counter
+
+    from toonlab.tts.engine_corpus import Sentence, design
+
+    voices, styles = ["a", "b", "c", "d"], ["neutral", "happy", "sad"]
+    chosen = [Sentence(f"s{i}", f"t{i}", "test" if i < 2 else "train") for i in range(50)]
+    rows = design(chosen, voices, styles, train_cells=2)
+    test = {(s.id, v, st) for s, v, st in rows if s.split == "test"}
+    assert test == {(f"s{i}", v, st) for i in range(2) for v in voices for st in styles}  # fully crossed
+    train = [(s.id, v, st) for s, v, st in rows if s.split == "train"]
+    assert len(train) == 48 * 2 and len(set(train)) == len(train)
+    per_sentence = Counter(i for i, _, _ in train)
+    assert set(per_sentence.values()) == {2}
+    cells = Counter((v, st) for _, v, st in train)
+    assert len(cells) == 12 and max(cells.values()) - min(cells.values()) <= 1
+    assert max(Counter(v for _, v, _ in train).values()) - min(Counter(v for _, v, _ in train).values()) <= 1
+    assert max(Counter(st for *_, st in train).values()) - min(Counter(st for *_, st in train).values()) <= 1
+    full = design(chosen, voices, styles)  # default: every cell for every sentence
+    assert len(full) == 50 * 12
+    with pytest.raises(ValueError, match="train_cells"):
+        design(chosen, voices, styles, train_cells=13)

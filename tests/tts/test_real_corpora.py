@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 sf = pytest.importorskip("soundfile")
 
 from toonlab.cli import app  # noqa: E402
-from toonlab.tts.corpora import held_out_sentences, import_corpus  # noqa: E402
-from toonlab.tts.data import Corpus, ManifestError  # noqa: E402
+from toonlab.tts.manifest import Corpus, ManifestError  # noqa: E402
+from toonlab.tts.real_corpora import held_out_sentences, import_corpus  # noqa: E402
 
 
 def audio(path: Path, seconds: float = 0.3, rate: int = 22050, channels: int = 1) -> None:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from toonlab.tts.data import Corpus, ManifestError, load_manifest, write_manifest
+from toonlab.tts.manifest import Corpus, ManifestError, load_manifest, write_manifest
 
 sf = pytest.importorskip("soundfile")
 

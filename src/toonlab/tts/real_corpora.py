@@ -1,4 +1,4 @@
-"""Real speech corpora -> corpus folders with the `toonlab.tts.data` manifest (`toonlab tts import-corpus`).
+"""Real speech corpora -> corpus folders with the `toonlab.tts.manifest` manifest (`toonlab tts import-corpus`).
 
 Audio stays where it is (the manifest holds absolute paths; `load_wav` mixes to mono and resamples on load).
 The held-out split is by sentence: the `test_frac` share of sentence ids whose hash is lowest, so a held-out
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from toonlab.extras import require
-from toonlab.tts.data import ManifestError, write_manifest
+from toonlab.tts.manifest import ManifestError, write_manifest
 
 Row = dict[str, Any]
 

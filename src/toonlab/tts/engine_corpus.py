@@ -1,7 +1,10 @@
-"""Crossed voice x style x sentence corpus built with Debian speech engines (`toonlab tts corpus OUT`).
+"""Voice x style x sentence corpus built with Debian speech engines (`toonlab tts corpus OUT`).
 
-Every (speaker, style, sentence) combination is rendered, so an intercross reference pair always exists and every
-crossed synthesis has a real target. Sentences come from the `fortunes` package (sayings, filtered to 3-15 plain
+Held-out (test) sentences are rendered in every (speaker, style) cell, so every crossed synthesis has a real
+target. Training sentences are rendered either in every cell too (the default) or, with `train_cells=K`, in K
+cells each, assigned by rotating through a fixed shuffled order of all cells: every cell then gets the same number
+of training clips (+-1), every voice and style the same share, and many more sentences fit the same audio budget.
+Sentences come from the `fortunes` package (sayings, filtered to 3-15 plain
 words) or from a text file; a deterministic set of held-out sentences is `test` for every speaker and style.
 Each render is resampled to 16 kHz mono PCM16, trimmed, and guarded against clipping. The build is resumable
 (rows already in the manifest whose wav exists are skipped) and a failed render is counted, not fatal.
@@ -25,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from toonlab.extras import require
-from toonlab.tts.data import INFO, MANIFEST, WAVS, write_manifest
 from toonlab.tts.engines import (
     DEFAULT_VOICES,
     INSTALL_HINT,
@@ -36,6 +38,7 @@ from toonlab.tts.engines import (
     get_styles,
     get_voices,
 )
+from toonlab.tts.manifest import INFO, MANIFEST, WAVS, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,27 @@ def select_sentences(pool: Iterable[str], n: int, test_frac: float) -> list[Sent
     n_test = min(len(chosen) - 1, max(1, round(test_frac * len(chosen)))) if test_frac > 0 else 0
     test = set(sorted(chosen, key=lambda s: _digest(s, "test"))[:n_test])
     return [Sentence("s" + _digest(s)[:8], s, "test" if s in test else "train") for s in chosen]
+
+
+def design(
+    chosen: list[Sentence], voices: list[str], styles: list[str], train_cells: int = 0
+) -> list[tuple[Sentence, str, str]]:
+    """(sentence, voice, style) to render: every cell for test sentences (and for all sentences when
+    `train_cells` is 0), else `train_cells` cells per training sentence, rotating through a fixed shuffled order
+    of the cells so that each cell, voice and style gets an equal share."""
+    cells = [(v, st) for v in voices for st in styles]
+    if train_cells < 0 or train_cells > len(cells):
+        raise ValueError(f"train_cells must be 0..{len(cells)} ({len(voices)} voices x {len(styles)} styles)")
+    order = sorted(cells, key=lambda c: _digest(f"{c[0]}/{c[1]}", "cells"))
+    out: list[tuple[Sentence, str, str]] = []
+    n_train = 0
+    for s in chosen:
+        if s.split == "test" or not train_cells:
+            out.extend((s, v, st) for v, st in cells)
+            continue
+        out.extend((s, *order[(n_train * train_cells + j) % len(order)]) for j in range(train_cells))
+        n_train += 1
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- rendering
@@ -277,11 +301,12 @@ def build_corpus(
     sentences: list[str] | None = None,
     stats_per_cell: int = 6,
     progress: Callable[[int, int], None] | None = None,
+    train_cells: int = 0,
 ) -> BuildResult:
-    """Render the full voice x style x sentence grid into `out` (see the module docstring).
+    """Render the voice x style x sentence design into `out` (see the module docstring).
 
     `sentences` overrides the fortunes source (each string is normalised, not filtered). `progress(done, total)`
-    is called after each utterance.
+    is called after each utterance. `train_cells` > 0 renders each training sentence in that many cells.
     """
     t0 = time.perf_counter()
     root = Path(out)
@@ -294,18 +319,20 @@ def build_corpus(
     old = _existing_rows(root)
     rows: dict[str, dict[str, Any]] = {}
     todo: list[Job] = []
-    for v in voice_objs:
-        for st in style_objs:
-            for s in chosen:
-                uid = f"{v.name}-{st.name}-{s.id}"
-                job = Job(uid, v.name, st.name, s, root / WAVS / f"{uid}.wav")
-                if uid in old and job.wav.exists():
-                    rows[uid] = row_for(job, float(old[uid]["duration"]))  # split/text refreshed, audio kept
-                else:
-                    todo.append(job)
+    for s, v, st in design(chosen, [v.name for v in voice_objs], [st.name for st in style_objs], train_cells):
+        uid = f"{v}-{st}-{s.id}"
+        job = Job(uid, v, st, s, root / WAVS / f"{uid}.wav")
+        if uid in old and job.wav.exists():
+            rows[uid] = row_for(job, float(old[uid]["duration"]))  # split/text refreshed, audio kept
+        else:
+            todo.append(job)
     total, skipped = len(rows) + len(todo), len(rows)
     errors: list[dict[str, Any]] = []
-    extra = {"voices": {v.name: v.engine for v in voice_objs}, "sentence_source": _source_name(sentences)}
+    extra = {
+        "voices": {v.name: v.engine for v in voice_objs},
+        "sentence_source": _source_name(sentences),
+        "design": {"train_cells_per_sentence": train_cells or len(voice_objs) * len(style_objs), "test": "crossed"},
+    }
     done = skipped
     if progress:
         progress(done, total)
@@ -347,77 +374,3 @@ def _source_name(sentences: list[str] | None) -> str:
     if sentences is not None:
         return "user text"
     return f"Debian package `fortunes` ({FORTUNES_DIR})"
-
-
-# ----------------------------------------------------------------------------------------------- command line
-def style_table(info: dict[str, Any], title: str = "per-style acoustics (pyin sample)") -> Any:
-    """A rich table of corpus.json's per-style statistics."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    for col in ("style", "F0 mean (Hz)", "F0 range (st)", "rate (letters/s)", "RMS (dB)", "n"):
-        table.add_column(col, justify="left" if col == "style" else "right")
-    for style, s in info.get("style_stats", {}).items():
-        table.add_row(
-            style, f"{s['f0_mean_hz']:.1f}", f"{s['f0_range_st']:.1f}", f"{s['rate_cps']:.1f}", f"{s['rms_db']:.1f}",
-            str(s["n"]),
-        )  # fmt: skip
-    return table
-
-
-def run_cli(
-    out: Path,
-    n_sentences: int,
-    voices: str,
-    styles: str,
-    jobs: int,
-    test_frac: float,
-    text: Path | None,
-    list_voices: bool,
-) -> None:
-    """`toonlab tts corpus`: build with a progress bar, then print the style table and the output path."""
-    import typer
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from toonlab.tts.engines import EngineMissing
-
-    console = Console()
-    if list_voices:
-        for name, v in VOICES.items():
-            console.print(f"{name:14s} {v.engine}{'  (default)' if name in DEFAULT_VOICES else ''}")
-        console.print("styles: " + ", ".join(f"{s.name} {vars(s)}" for s in STYLES.values()))
-        return
-    user_text = None
-    if text is not None:
-        user_text = [ln for ln in text.read_text().splitlines() if ln.strip()]
-    cols = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    try:
-        with Progress(*cols, console=console) as bar:
-            task = bar.add_task("render", total=None)
-            result = build_corpus(
-                out,
-                voices=[v for v in voices.split(",") if v] or None,
-                styles=[s for s in styles.split(",") if s] or None,
-                n_sentences=n_sentences,
-                test_frac=test_frac,
-                jobs=jobs or None,
-                sentences=user_text,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    except (EngineMissing, FileNotFoundError, KeyError, RenderError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    info = result.info
-    console.print(style_table(info))
-    for problem in info.get("style_check_failures", []):
-        console.print(f"[yellow]style check:[/yellow] {problem}")
-    console.print(
-        f"{info['utterances']} utterances ({info['hours']:.2f} h; rendered {result.rendered}, kept "
-        f"{result.skipped}, errors {len(result.errors)}) in {result.seconds / 60:.1f} min; "
-        f"{len(info['voices'])} voices x {len(info['styles'])} styles; "
-        f"test sentences {info['splits']['test']['sentences']}"
-    )
-    if result.errors:
-        console.print(f"[yellow]{len(result.errors)} failed renders listed in {result.root / 'errors.jsonl'}[/yellow]")
-    console.print(f"corpus: {result.root.resolve()}")
