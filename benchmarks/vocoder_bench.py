@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         LearnedVocoder,
         WorldVocoder,
         load_mel_to_linear,
-        save_mel_to_linear,
-        train_mel_to_linear,
+        train_vocoder_file,
         world_copy_synthesis,
     )
 
@@ -57,16 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     corpus = Corpus.load(args.corpus)
     args.out.mkdir(parents=True, exist_ok=True)
     net_path = args.out / "mel-to-linear.pt"
-    if net_path.exists():
-        net = load_mel_to_linear(net_path)
-    else:
-        train_utts = balanced_sample(corpus.split("train"), corpus.attributes, 10**6, seed=0)
-        train_utts = train_utts[:: max(1, len(train_utts) // args.train_clips)][: args.train_clips]
-        wavs = [load_wav(u.audio, params.sample_rate) for u in train_utts]
-        net, info = train_mel_to_linear(wavs, params, minutes=args.train_minutes)
-        info["clips"] = len(wavs)
+    if not net_path.exists():
+        info = train_vocoder_file(args.corpus, net_path, args.train_minutes, args.train_clips)
         print(f"mel-to-linear: {info}", flush=True)
-        save_mel_to_linear(net, net_path, info)
+    net = load_mel_to_linear(net_path)
     vocoders: dict[str, Any] = {
         "Griffin-Lim (default)": GriffinLimVocoder(params, n_iter=args.gl_iters),
         "WORLD from the mel": WorldVocoder(params, n_iter=args.gl_iters),

@@ -3,11 +3,11 @@
 #
 #   scripts/tts_listen.sh [OUT] [MINUTES]        (make tts-listen; OUT default out/tts-listen, MINUTES default 30)
 #
-# Every stage resumes: the corpus build skips rendered files, training continues OUT/run/checkpoint.pt in chunks of
-# TTS_CHUNK_STEPS steps until MINUTES of training have been spent in this call (a chunk that has started
-# finishes), the evaluation continues OUT/eval/partial.jsonl. Rerun it to train further.
+# Every stage resumes: the corpus build skips rendered files, training continues OUT/run/checkpoint.pt for MINUTES
+# more minutes (`tts train --minutes`: it validates and saves before it stops), the evaluation continues
+# OUT/eval/partial.jsonl. Rerun it to train further.
 # Environment: TOONLAB (the CLI, default .venv/bin/toonlab), TTS_CONFIG (default tiny), TTS_SENTENCES (sentences
-# per voice and style, default 24), TTS_CHUNK_STEPS (default 250), TTS_CASES (evaluation cases, default 32),
+# per voice and style, default 24), TTS_MAX_STEPS (default 100000), TTS_CASES (evaluation cases, default 32),
 # TTS_PER_CELL (real clips per voice x style for the judges, default 6),
 # TTS_THREADS (default: all cores), TTS_VOCODER (griffin-lim, world or a mel-to-linear file; default griffin-lim).
 set -euo pipefail
@@ -16,7 +16,6 @@ OUT=${1:-out/tts-listen}
 MINUTES=${2:-30}
 TOONLAB=${TOONLAB:-.venv/bin/toonlab}
 CONFIG=${TTS_CONFIG:-tiny}
-CHUNK=${TTS_CHUNK_STEPS:-250}
 THREADS=${TTS_THREADS:-$(nproc)}
 VOCODER=${TTS_VOCODER:-griffin-lim}
 RUN=$OUT/run
@@ -35,20 +34,16 @@ log "corpus -> $OUT/corpus"
 "$TOONLAB" tts corpus "$OUT/corpus" -n "${TTS_SENTENCES:-24}" -j "$THREADS" >&2
 t1=$(date +%s)
 
-deadline=$((t1 + MINUTES * 60))
 start_steps=$(trained_steps)
 resume=()
 [[ -f $RUN/checkpoint.pt ]] && resume=(--resume)
-while (($(date +%s) < deadline)); do
-  target=$(($(trained_steps) + CHUNK))
-  log "training $CONFIG to step $target ($(((deadline - $(date +%s)) / 60)) min left)"
-  "$TOONLAB" tts train --corpus "$OUT/corpus" --config "$CONFIG" --out "$RUN" --steps "$target" \
-    --threads "$THREADS" "${resume[@]}" >"$RUN.log" 2>&1 || {
-    tail -20 "$RUN.log" >&2
-    exit 1
-  }
-  resume=(--resume)
-done
+log "training $CONFIG for $MINUTES min -> $RUN (log: $RUN.log)"
+mkdir -p "$RUN"
+"$TOONLAB" tts train --corpus "$OUT/corpus" --config "$CONFIG" --out "$RUN" --steps "${TTS_MAX_STEPS:-100000}" \
+  --minutes "$MINUTES" --threads "$THREADS" "${resume[@]}" >"$RUN.log" 2>&1 || {
+  tail -20 "$RUN.log" >&2
+  exit 1
+}
 t2=$(date +%s)
 
 log "evaluating -> $OUT/eval"

@@ -99,3 +99,13 @@ def test_say_with_world(micro_run, tmp_path):
     assert out.stat().st_size > 44
     bad = CliRunner().invoke(app, ["tts", "say", str(micro_run), "Rain.", "-o", str(out), "--vocoder", "nope"])
     assert bad.exit_code == 2 and "--vocoder" in bad.output
+
+
+def test_train_vocoder_cli(tone_corpus, tmp_path):
+    out = tmp_path / "voc.pt"
+    args = ["tts", "train-vocoder", "--corpus", str(tone_corpus), "--out", str(out), "--minutes", "0.05"]
+    result = CliRunner().invoke(app, [*args, "--clips", "4"])
+    assert result.exit_code == 0, result.output
+    assert "4 clips" in result.output and isinstance(make_vocoder(str(out), P, 4), LearnedVocoder)
+    missing = CliRunner().invoke(app, ["tts", "train-vocoder", "--corpus", str(tmp_path / "none"), "--out", str(out)])
+    assert missing.exit_code == 2 and "error" in missing.output

@@ -253,6 +253,25 @@ def demo(
     typer.echo(page)
 
 
+@app.command("train-vocoder")
+def train_vocoder(
+    corpus: Path = typer.Option(..., "--corpus", help="Corpus folder whose training recordings it learns from."),
+    out: Path = typer.Option(..., "--out", "-o", help="Vocoder file to write (use it as --vocoder FILE)."),
+    minutes: float = typer.Option(4.0, "--minutes", help="Training time."),
+    clips: int = typer.Option(256, "--clips", help="Training recordings, spread over the attribute combinations."),
+) -> None:
+    """Fit the learned mel-to-linear network (used before Griffin-Lim) on a corpus's real recordings."""
+    from toonlab.tts.vocoders import train_vocoder_file
+
+    try:
+        info = train_vocoder_file(corpus, out, minutes, clips)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    took = f"{info['seconds'] / 60:.1f} min"
+    typer.echo(f"{out}: {info['steps']} steps on {info['clips']} clips in {took}, L1 {info['loss']:.3f}")
+
+
 @app.command("import-corpus")
 def import_corpus(
     kind: str = typer.Argument(..., help="Layout: ljspeech, vctk, esd, hedgewars, fillets."),

@@ -194,6 +194,25 @@ def train_mel_to_linear(
     return net.eval(), {"steps": step, "seconds": time.time() - t0, "loss": loss}
 
 
+def train_vocoder_file(corpus_dir: Path, out: Path, minutes: float, clips: int = 256, seed: int = 0) -> dict:
+    """`toonlab tts train-vocoder`: fit `MelToLinear` on up to `clips` training-split recordings of a corpus (spread
+    over its attribute combinations) for `minutes`, write it to `out`; returns the training figures."""
+    from toonlab.tts.audio import AudioParams, load_wav
+    from toonlab.tts.judging import balanced_sample
+    from toonlab.tts.manifest import Corpus
+
+    params = AudioParams()
+    corpus = Corpus.load(corpus_dir)
+    utts = balanced_sample(corpus.split("train"), corpus.attributes, 10**6, seed)
+    utts = utts[:: max(1, len(utts) // clips)][:clips]
+    if not utts:
+        raise ValueError(f"{corpus.root}: no training utterances to fit a vocoder on")
+    net, info = train_mel_to_linear([load_wav(u.audio, params.sample_rate) for u in utts], params, minutes=minutes)
+    info.update(clips=len(utts), corpus=str(corpus.root))
+    save_mel_to_linear(net, out, info)
+    return info
+
+
 def make_vocoder(spec: str, params: AudioParams, n_iter: int = 32) -> Vocoder:
     """`griffin-lim` (default), `world`, or the path of a trained mel-to-linear file -> a vocoder."""
     if spec in ("", "griffin-lim", "gl"):
