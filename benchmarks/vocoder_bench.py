@@ -1,5 +1,5 @@
-"""Vocoders side by side on real mels: Griffin-Lim (the default), WORLD from the mel, a learned mel-to-linear
-network before Griffin-Lim, and WORLD analysis-synthesis of the recording itself (the ceiling of a model that
+"""Vocoders side by side on real mels: Griffin-Lim (the default, magnitude sharpened by power 1.5, and unsharpened),
+WORLD from the mel, a learned mel-to-linear network before Griffin-Lim, and WORLD analysis-synthesis of the recording itself (the ceiling of a model that
 would predict WORLD features), each against the real recordings, on the same held-out clips in one run.
 
     .venv/bin/python benchmarks/vocoder_bench.py --corpus .cache/tts/corpus --clips 32 --train-minutes 5
@@ -27,50 +27,15 @@ def _rms_db(wav: np.ndarray) -> float:
     return float(20 * np.log10(max(np.sqrt(np.mean(np.asarray(wav, float) ** 2)), 1e-8)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", type=Path, required=True)
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/vocoders"))
-    p.add_argument("--clips", type=int, default=32, help="Held-out clips (balanced over attribute combinations).")
-    p.add_argument("--train-clips", type=int, default=256, help="Training clips for the mel-to-linear network.")
-    p.add_argument("--train-minutes", type=float, default=5.0)
-    p.add_argument("--gl-iters", type=int, default=32)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-
-    from toonlab.tts.audio import AudioParams, GriffinLimVocoder, load_wav, mel_spectrogram
+def measure(held: list, vocoders: dict[str, Any], params: Any) -> dict[str, dict[str, list]]:
+    """Every vocoder on every held-out clip -> {vocoder: {asr, mcd, f0, level, rtf: per-clip lists}}."""
+    from toonlab.tts.audio import load_wav, mel_spectrogram
     from toonlab.tts.classifiers import Recogniser
-    from toonlab.tts.judging import balanced_sample
-    from toonlab.tts.manifest import Corpus
-    from toonlab.tts.metrics import f0_rmse, f0_track, mcd, word_error_rate
-    from toonlab.tts.vocoders import (
-        LearnedVocoder,
-        WorldVocoder,
-        load_mel_to_linear,
-        train_vocoder_file,
-        world_copy_synthesis,
-    )
+    from toonlab.tts.metrics import f0_rmse, f0_track, mcd
+    from toonlab.tts.vocoders import world_copy_synthesis
 
-    params = AudioParams()
-    corpus = Corpus.load(args.corpus)
-    args.out.mkdir(parents=True, exist_ok=True)
-    net_path = args.out / "mel-to-linear.pt"
-    if not net_path.exists():
-        info = train_vocoder_file(args.corpus, net_path, args.train_minutes, args.train_clips)
-        print(f"mel-to-linear: {info}", flush=True)
-    net = load_mel_to_linear(net_path)
-    vocoders: dict[str, Any] = {
-        "Griffin-Lim (default)": GriffinLimVocoder(params, n_iter=args.gl_iters),
-        "WORLD from the mel": WorldVocoder(params, n_iter=args.gl_iters),
-        "learned mel-to-linear + Griffin-Lim": LearnedVocoder(net, n_iter=args.gl_iters),
-        "WORLD copy synthesis of the recording": None,  # from the waveform's own WORLD features
-    }
-    held = balanced_sample(corpus.split("test"), corpus.attributes, 1, seed=0)
-    held = held[:: max(1, len(held) // args.clips)][: args.clips]
     recogniser = Recogniser()
     acc: dict[str, dict[str, list]] = {name: {} for name in ["real recording", *vocoders]}
-    texts = [u.text for u in held]
     for u in held:
         wav = load_wav(u.audio, params.sample_rate)
         mel = mel_spectrogram(wav, params)
@@ -85,14 +50,54 @@ def main(argv: list[str] | None = None) -> int:
             outputs[name] = (out, time.perf_counter() - t0)
         for name, (out, seconds) in outputs.items():
             a = acc[name]
-            out_mel = mel_spectrogram(torch.from_numpy(out), params).numpy()
-            d, path = mcd(mel.numpy(), out_mel)
+            d, path = mcd(mel.numpy(), mel_spectrogram(torch.from_numpy(out), params).numpy())
             a.setdefault("asr", []).append(recogniser.transcribe(out, params.sample_rate))
             a.setdefault("mcd", []).append(d)
             a.setdefault("f0", []).append(f0_rmse(f0_real, f0_track(out, params.sample_rate, params.hop_length), path))
             a.setdefault("level", []).append(_rms_db(out) - _rms_db(wav.numpy()))
             a.setdefault("rtf", []).append(seconds / (len(wav) / params.sample_rate))
         print(f"{u.id}: done", flush=True)
+    return acc
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/vocoders"))
+    p.add_argument("--clips", type=int, default=32, help="Held-out clips (balanced over attribute combinations).")
+    p.add_argument("--train-clips", type=int, default=256, help="Training clips for the mel-to-linear network.")
+    p.add_argument("--train-minutes", type=float, default=5.0)
+    p.add_argument("--gl-iters", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from toonlab.tts.audio import AudioParams, GriffinLimVocoder
+    from toonlab.tts.judging import balanced_sample
+    from toonlab.tts.manifest import Corpus
+    from toonlab.tts.metrics import word_error_rate
+    from toonlab.tts.vocoders import LearnedVocoder, WorldVocoder, load_mel_to_linear, train_vocoder_file
+
+    params = AudioParams()
+    corpus = Corpus.load(args.corpus)
+    args.out.mkdir(parents=True, exist_ok=True)
+    net_path = args.out / "mel-to-linear.pt"
+    if not net_path.exists():
+        info = train_vocoder_file(args.corpus, net_path, args.train_minutes, args.train_clips)
+        print(f"mel-to-linear: {info}", flush=True)
+    net = load_mel_to_linear(net_path)
+    vocoders: dict[str, Any] = {
+        "Griffin-Lim (default)": GriffinLimVocoder(params, n_iter=args.gl_iters),
+        # = the learned network before training (its residual starts at zero): what the learning adds
+        "Griffin-Lim, no sharpening (power 1)": GriffinLimVocoder(params, n_iter=args.gl_iters, power=1.0),
+        "WORLD from the mel": WorldVocoder(params, n_iter=args.gl_iters),
+        "learned mel-to-linear + Griffin-Lim": LearnedVocoder(net, n_iter=args.gl_iters),
+        "WORLD copy synthesis of the recording": None,  # from the waveform's own WORLD features
+    }
+    held = balanced_sample(corpus.split("test"), corpus.attributes, 1, seed=0)
+    held = held[:: max(1, len(held) // args.clips)][: args.clips]
+    acc = measure(held, vocoders, params)
+    texts = [u.text for u in held]
     rows = []
     for name, a in acc.items():
         rows.append(
