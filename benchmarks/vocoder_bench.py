@@ -1,6 +1,7 @@
-"""Vocoders side by side on real mels: Griffin-Lim (the default, magnitude sharpened by power 1.5, and unsharpened),
-WORLD from the mel, a learned mel-to-linear network before Griffin-Lim, and WORLD analysis-synthesis of the recording itself (the ceiling of a model that
-would predict WORLD features), each against the real recordings, on the same held-out clips in one run.
+"""Vocoders side by side on real mels: Griffin-Lim (the default, magnitude sharpened by power 1.5, and
+unsharpened), WORLD from the mel, a learned mel-to-linear network before Griffin-Lim, and WORLD analysis-synthesis
+of the recording itself (the ceiling of a model that would predict WORLD features), each against the real
+recordings, on the same held-out clips in one run.
 
     .venv/bin/python benchmarks/vocoder_bench.py --corpus .cache/tts/corpus --clips 32 --train-minutes 5
 
