@@ -107,6 +107,7 @@ def test_evaluate_end_to_end(tone_corpus, micro_run, tmp_path):
     lively, calm = measures["real"]["lively"], measures["real"]["calm"]
     assert lively[0] > calm[0] and lively[2] > calm[2] and lively[3] > calm[3] + 3  # pitch, rate, gain (dB)
     assert report["fidelity"]["mcd_db"]["mean"] > 0 and report["fidelity"]["mcd_vocoder_floor_db"]["mean"] >= 0
+    assert report["fidelity"]["rtf"]["mean"] > 0
     assert set(report["intelligibility"]) == {"output", "real", "vocoded", "degraded"}
     assert all(v["wer"] >= 0 for v in report["intelligibility"].values())
     assert set(report["length"]) == {"speaker", "style", "target"}

@@ -178,9 +178,12 @@ class Context:
         return ReferenceStyle(mel_spectrogram(load_wav(u.audio, self.synth.params.sample_rate), self.synth.params))
 
     def speak(self, text: str, controls: dict[str, Utterance], seed: int, name: str) -> tuple[Any, dict[str, Any]]:
-        """Synthesise, write OUT/audio/NAME.wav, and return (the Synthesis, its clip features)."""
+        """Synthesise, write OUT/audio/NAME.wav, and return (the Synthesis, its clip features); the Synthesis gets
+        `compute_seconds`, the wall time of text -> waveform (references encoded, vocoder included)."""
         attrs = self.synth.attributes
+        t0 = time.perf_counter()
         result = self.synth.say(text, {a: self.control(u) for a, u in controls.items() if a in attrs}, seed=seed)
+        result.compute_seconds = time.perf_counter() - t0
         self.synth.write(result, self.out / "audio" / f"{name}.wav")
         mel = mel_spectrogram(result.wav, self.synth.params).numpy()
         return result, clip_features(result.wav.numpy(), mel, text, self.encoder, self.synth.params)
@@ -205,6 +208,7 @@ def case_row(ctx: Context, k: int, case: Case, seed: int) -> dict[str, Any]:
         "target_seconds": float(ctx.domains["real"].features(t)["seconds"]),
         "seconds": float(result.seconds),
         "hit_max_steps": bool(result.hit_step_limit),
+        "rtf": result.compute_seconds / max(result.seconds, 1e-3),
         "truth": dict(t.attrs),
         "judged": {},
         "model_free": {},

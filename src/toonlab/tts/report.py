@@ -191,6 +191,7 @@ def summarise(
             "mcd_vocoder_floor_db": _mean_ci([r["mcd_vocoder_floor"] for r in rows]),
             "f0_rmse_hz": _mean_ci([r["f0_rmse"] for r in rows]),
             "hit_max_steps": int(sum(r["hit_max_steps"] for r in rows)),
+            "rtf": _mean_ci([r.get("rtf", float("nan")) for r in rows]),
         },
         "length": _length(rows, corpus.attributes),
     }
@@ -302,6 +303,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"(vocoder floor {_num(fid['mcd_vocoder_floor_db']['mean'])} dB) |",
         f"| F0 RMSE (voiced in both) | {_ci(fid['f0_rmse_hz'], 'mean', _num)} Hz |",
         f"| outputs that reached the step limit | {fid['hit_max_steps']} of {report['cases']} |",
+        f"| real-time factor (synthesis incl. vocoder, this machine) | {_ci(fid['rtf'], 'mean', _num)} |",
     ]
     if "intelligibility" in report:
         it = report["intelligibility"]

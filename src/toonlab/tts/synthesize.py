@@ -155,6 +155,7 @@ class Synthesis:
     alignments: list[torch.Tensor]  # one (T_k / r, L_k) per piece of text
     sample_rate: int
     hit_step_limit: bool = False  # some piece ran to the decoder's step limit (cut short)
+    compute_seconds: float = float("nan")  # wall time of the synthesis, when the caller measured it
 
     @property
     def seconds(self) -> float:
