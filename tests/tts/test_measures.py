@@ -134,3 +134,25 @@ def test_recogniser_carries_no_state_between_clips(tmp_path):
     for _ in range(3):
         rec.transcribe(clips[1], 16000)
     assert rec.transcribe(clips[0], 16000) == first and first
+
+
+def test_real_audio_cache_is_written_as_it_grows(tone_corpus, tmp_path, monkeypatch):
+    """A killed evaluation keeps the features computed so far: the cache is written every SAVE_EVERY entries."""
+    from toonlab.tts import judging
+    from toonlab.tts.audio import AudioParams
+    from toonlab.tts.manifest import Corpus
+
+    class FlatEncoder:  # stands in for GE2E: the cache, not the embedding, is under test
+        def embed(self, wav, sample_rate):
+            return np.zeros(256)
+
+    monkeypatch.setattr(judging, "SAVE_EVERY", 2)
+    corpus = Corpus.load(tone_corpus)
+    real = judging.RealAudio(corpus, AudioParams(), FlatEncoder(), tmp_path)
+    real.features(corpus.utterances[0])
+    assert not real.path.exists()
+    real.features(corpus.utterances[1])
+    assert real.path.exists()  # written without save()
+    again = judging.RealAudio(corpus, AudioParams(), FlatEncoder(), tmp_path)
+    assert set(again.cache) == {corpus.utterances[0].id, corpus.utterances[1].id}
+    assert again.cache[corpus.utterances[0].id]["prosody"].shape == (4,)
