@@ -19,7 +19,7 @@ media:
 demo: setup
 	$(VENV)/bin/toonlab curate $(MEDIA)/clips --out $(DEMO) --workers 2 --annotate text,motion,quality,caption
 	$(VENV)/bin/toonlab report $(DEMO)
-	@echo "demo dataset: $(DEMO) (metadata/*.parquet, shards/*.tar, errors.parquet, _stats.json)"
+	@echo "demo dataset: $(DEMO) (README.md card, metadata/*.parquet, shards/*.tar, errors.parquet, _stats.json)"
 	@echo "demo report:  $(DEMO)/report/index.html"
 
 # Hear the TTS: small corpus, bounded resumable training (TTS_MINUTES), evaluation, listening page in $(TTS_OUT).

@@ -31,7 +31,7 @@ from conftest import TINY_CLIP, build_clip, build_tagger  # noqa: E402  (the tes
 from toonlab.curate.config import CurateConfig  # noqa: E402
 from toonlab.curate.records import SourceResult  # noqa: E402
 from toonlab.curate.run import build_pipeline  # noqa: E402
-from toonlab.curate.sources import iter_sources  # noqa: E402
+from toonlab.curate.sources import collect_sources  # noqa: E402
 from toonlab.curate.stages.annotate import REGISTRY, ShotView  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def analyse(media: Path, spool: Path) -> tuple[list[SourceResult], float]:
     pipeline = build_pipeline(config, spool)
     pipeline.setup()
     results, seconds = [], 0.0
-    for ref in iter_sources([str(media)]):
+    for ref in collect_sources([str(media)]).refs:
         start = time.perf_counter()
         outcome = pipeline.process(ref)
         seconds += time.perf_counter() - start

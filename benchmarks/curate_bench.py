@@ -142,7 +142,7 @@ def toonlab_curate(workers: int) -> Callable[[Sequence[Path]], dict]:
         import pyarrow.parquet as pq
 
         with tempfile.TemporaryDirectory(prefix="toonlab-bench-") as out:
-            stats = _run_curate()([str(p) for p in files], Path(out), workers=workers)
+            stats = _run_curate()([str(p) for p in files], Path(out), workers=workers).as_dict()
             rows = pq.read_table(Path(out) / "metadata").to_pylist() if workers == 1 else []
         by_file: dict[str, tuple[set[int], set[int]]] = {}
         for row in rows:

@@ -104,13 +104,13 @@ def child(executor: str, workers: int, files: list[str], out: str) -> dict:
     result["cpu_s"] = _cpu_seconds()
     shards = sum(p.stat().st_size for p in Path(out, "shards").glob("*.tar"))
     result.update(
-        frames=stats["frames"],
-        shots=stats["shots"],
-        keyframes=stats["keyframes"],
-        ok=stats["sources"]["ok"],
-        failed=stats["sources"]["failed"],
+        frames=stats.frames,
+        shots=stats.shots,
+        keyframes=stats.keyframes,
+        ok=stats.sources.ok,
+        failed=stats.sources.failed,
         shard_bytes=shards,
-        stage_seconds=stats["stage_seconds"],
+        stage_seconds=stats.stage_seconds,
     )
     return result
 

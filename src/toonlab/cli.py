@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from toonlab.curate.cli import curate
-from toonlab.curate.readers.report.cli import export_sakuga, report
+from toonlab.curate.readers.report.cli import report
 from toonlab.curate.steps import cli as steps_cli
 from toonlab.tts.cli import app as tts_app
 
@@ -16,7 +16,7 @@ app = typer.Typer(
 )
 app.command(name="curate")(curate)
 app.command(name="report")(report)
-app.command(name="export-sakuga")(export_sakuga)
+app.command(name="export-sakuga")(steps_cli.export_sakuga)
 app.command(name="dedup")(steps_cli.dedup)
 app.command(name="split")(steps_cli.split)
 app.command(name="export")(steps_cli.export)

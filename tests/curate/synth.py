@@ -123,19 +123,6 @@ def keyframes_of(
     return tuple(tuple(k for k in kept if start <= k < end) for start, end in shot_ranges)
 
 
-def ssim_margins(frames: Iterator[np.ndarray], shot_ranges: Sequence[tuple[int, int]]) -> list[float]:
-    """SSIM of every within-shot consecutive pair, for checking that no pair sits near the threshold."""
-    starts = {start for start, _ in shot_ranges}
-    out: list[float] = []
-    prev_y = None
-    for i, rgb in enumerate(frames):
-        y = sakuga_luma(rgb)
-        if i not in starts:
-            out.append(luma_ssim(prev_y, y))
-        prev_y = y
-    return out
-
-
 # ----------------------------------------------------------------------------------------------
 # Drawing
 

@@ -7,6 +7,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from toonlab.curate.config import CurateConfig
+from toonlab.curate.pairs import as_dict
 from toonlab.curate.records import VideoRef
 from toonlab.curate.run import run_curate
 from toonlab.curate.stages import annotate
@@ -51,7 +52,7 @@ def test_annotator_columns_in_rows_and_schema(tmp_path, two_clips, registered):
     for row in rows:
         assert row["brightness_keyframes"] == row["key_frame_number"]
         assert 0 < row["brightness"] <= 2 * 255
-        assert dict(row["annotation_models"]) == {"brightness": "numpy-mean@1"}
+        assert as_dict(row["annotation_models"]) == {"brightness": "numpy-mean@1"}
 
 
 def test_columns_null_when_not_run(tmp_path, two_clips, registered):
@@ -63,7 +64,7 @@ def test_columns_null_when_not_run(tmp_path, two_clips, registered):
 def test_undeclared_column_is_an_error_row(tmp_path, two_clips, registered):
     config = CurateConfig(annotate=("brightness",), annotator_options={"brightness": {"bogus": True}})
     stats = run_curate([str(two_clips[0].path)], tmp_path, config)
-    assert stats["failed_by_stage"] == {"annotate:brightness": 1}
+    assert stats.failed_by_stage == {"annotate:brightness": 1}
 
 
 def test_config_rejects_unknown_annotator_and_metadata_only(registered):
@@ -93,4 +94,4 @@ def test_shot_view_decodes_only_requested_keyframes(tmp_path, two_clips):
 
 def test_annotate_time_in_stats(tmp_path, two_clips, registered):
     stats = run_curate([str(two_clips[0].path)], tmp_path, CurateConfig(annotate=("brightness",)))
-    assert stats["stage_seconds"]["annotate"] > 0
+    assert stats.stage_seconds["annotate"] > 0

@@ -209,12 +209,14 @@ def test_transformers_local_model(tmp_path):
     assert row["caption_source"].startswith("transformers:tiny-vlm@")
 
 
-def test_caption_in_parquet_and_txt_member(tmp_path, two_clips):
+def test_caption_in_parquet_and_every_keyframe_json(tmp_path, two_clips):
     config = CurateConfig(annotate=("caption",))
     run_curate([str(two_clips[1].path)], tmp_path, config)
     rows = ds.dataset(tmp_path / "metadata").to_table().to_pylist()
     assert rows and all(r["caption_source"] == "template@1" and r["text_description"] for r in rows)
     assert all(r["Taxonomy_Time"] is None for r in rows)  # taxonomy did not run: its columns stay null
     with tarfile.open(next((tmp_path / "shards").glob("*.tar"))) as tar:
-        texts = {m.name.split(".")[0]: tar.extractfile(m).read().decode() for m in tar if m.name.endswith(".txt")}
-    assert texts == {r["key"]: r["text_description"] for r in rows}
+        docs = [json.loads(tar.extractfile(m).read()) for m in tar if m.name.endswith(".json")]
+    assert len(docs) == sum(r["key_frame_number"] for r in rows)
+    captions = {r["key"]: r["text_description"] for r in rows}
+    assert all(doc["caption"] == captions[doc["shot"]] for doc in docs)

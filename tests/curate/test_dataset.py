@@ -20,10 +20,10 @@ from toonlab.curate.readers.dataset import (
     KeyframeDataset,
     UniformKeyframes,
     collate,
-    iter_samples,
     shard_paths,
 )
 from toonlab.curate.run import run_curate
+from toonlab.curate.shards import iter_shots
 from toonlab.curate.sidecar import read_dataset
 
 
@@ -35,7 +35,7 @@ def sharded(tmp_path_factory):
     clips = [write_clip(root / f"in/c{i}.mp4", spec, size=(96, 72)) for i, spec in enumerate(shots)]
     out = root / "out"
     stats = run_curate([str(c.path) for c in clips], out, CurateConfig(shard_max_samples=1))
-    assert stats["sources"]["failed"] == 0 and len(shard_paths(out)) == 5
+    assert stats.sources.failed == 0 and len(shard_paths(out)) == 5
     rows = {r["key"]: r for r in pads.dataset(out / "metadata").to_table().to_pylist()}
     assert len(rows) >= 7
     return out, rows
@@ -76,7 +76,7 @@ def test_samples_hold_sampled_frames_rows_and_captions(sharded):
     dataset = KeyframeDataset(out, HoldWeighted(6), size=(40, 56))
     samples = list(dataset)
     assert sorted(s["key"] for s in samples) == sorted(rows)
-    members = {key: m for shard in shard_paths(out) for key, m in iter_samples(shard)}
+    stored_images = {shot.key: shot.images for shard in shard_paths(out) for shot in iter_shots(shard)}
     for sample in samples:
         row = rows[sample["key"]]
         assert sample["row"] == row
@@ -86,7 +86,7 @@ def test_samples_hold_sampled_frames_rows_and_captions(sharded):
         assert sample["frame_indices"].tolist() == expected
         assert sample["caption"] == ""  # no captioner ran
         # frame 0 of the sample is the stored JPEG, covered and centre-cropped to (40, 56)
-        stored = Image.open(io.BytesIO(members[sample["key"]][f"{expected[0]:06d}.jpg"])).convert("RGB")
+        stored = Image.open(io.BytesIO(stored_images[sample["key"]][expected[0]])).convert("RGB")
         want = np.asarray(ImageOps.fit(stored, (56, 40), Image.Resampling.BILINEAR))
         assert np.array_equal(sample["frames"][0].permute(1, 2, 0).numpy(), want)
 

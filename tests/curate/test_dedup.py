@@ -90,7 +90,7 @@ def test_cli_dedup_split_export_chain(curated, tmp_path):
     members = set()
     for tar in (dest / "shards").glob("*.tar"):
         with tarfile.open(tar) as t:
-            members |= {name.split(".", 1)[0] for name in t.getnames()}
+            members |= {name.split(".", 1)[0].rsplit("_", 1)[0] for name in t.getnames()}  # <shot>_<frame>
     assert members == keys
     bad = runner.invoke(app, ["export", str(curated), "--to", str(tmp_path / "x"), "--filter", "open('f')"])
     assert bad.exit_code == 2 and "function calls are not allowed" in bad.output

@@ -168,8 +168,8 @@ def test_bad_urls_become_error_rows_and_good_ones_succeed(tmp_path, server, medi
     config = CurateConfig(download=download, download_cache=str(tmp_path / "cache"))
     stats = run_curate([str(listing)], tmp_path / "out", config, workers=2)
 
-    assert stats["sources"] == {"total": 10, "ok": 2, "failed": 8, "skipped_done": 0}
-    assert stats["failed_by_stage"] == {"download": 8}
+    assert stats.as_dict()["sources"] == {"total": 10, "ok": 2, "failed": 8, "skipped_done": 0}
+    assert stats.failed_by_stage == {"download": 8}
     errors = {r["source"]: r for r in pq.read_table(tmp_path / "out" / "errors.parquet").to_pylist()}
     reason = {name: errors[url]["reason"] for name, url in urls.items() if url in errors}
     assert set(reason) == set(urls) - {"good_a", "good_b"}
@@ -193,7 +193,7 @@ def test_bad_urls_become_error_rows_and_good_ones_succeed(tmp_path, server, medi
     assert sorted((r["start_frame"], r["end_frame"]) for r in by_url[urls["good_b"]]) == list(two_clips[1].shot_ranges)
     assert all(r["source"] == r["url_link"] and r["file_ext"] == "mp4" for r in rows)
     assert {r["video_id"].rsplit("-", 1)[0] for r in rows} == {_md5(a), "b"}
-    assert "download" in stats["stage_seconds"]
+    assert "download" in stats.stage_seconds
 
     starts = HostGate(tmp_path / "cache" / "_hosts", download.host_delay, 1).starts(server.url("/"))
     assert len(starts) == len(server.times())
@@ -202,7 +202,7 @@ def test_bad_urls_become_error_rows_and_good_ones_succeed(tmp_path, server, medi
 
     before = len(server.log)
     again = run_curate([str(listing)], tmp_path / "out2", config, workers=1)
-    assert again["sources"]["ok"] == 2
+    assert again.sources.ok == 2
     fetched_again = [p for p, _ in server.log[before:]]
     assert routes["good_a"][0] not in fetched_again and routes["good_b"][0] not in fetched_again
     assert not list(Path(tmp_path / "cache").rglob("*.part"))

@@ -151,7 +151,7 @@ def test_demo_row_exports_with_release_names_types_and_formats(tmp_path):
 def test_curated_output_exports_with_nulls_for_what_did_not_run(tmp_path, two_clips):
     out = tmp_path / "out"
     stats = run_curate([str(c.path) for c in two_clips], out)
-    assert export_sakuga(out, tmp_path / "s.parquet") == stats["shots"]
+    assert export_sakuga(out, tmp_path / "s.parquet") == stats.shots
     rows = pq.read_table(tmp_path / "s.parquet").to_pylist()
     for index, row in enumerate(rows):
         assert re.fullmatch(r"\d{2}:\d{2}:\d{2}\.\d{3}", row["scene_start_time"])

@@ -11,7 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from toonlab.curate.sidecar import write_sidecar
-from toonlab.curate.steps.export import FilterError, evaluate, export, parse, to_text
+from toonlab.curate.steps import filter as filter_lang
+from toonlab.curate.steps.export import export
+from toonlab.curate.steps.filter import FilterError, evaluate, parse, to_text
 
 TABLE = pa.table(
     {
@@ -56,17 +58,56 @@ def test_evaluation_with_nulls_literals_left_and_sets():
         ("len(rating) > 2", "function calls are not allowed"),
         ("row.text_prob < 1", "attribute access"),
         ("text_prob < 0.1 and", "expected a column"),
-        ("(text_prob < 0.1", "expected \\)"),
+        ("(text_prob < 0.1", "expected '\\)'"),
         ("text_prob < 0.1 dynamic_score", "unexpected 'dynamic_score'"),
         ("1 < 2", "at least one column"),
         ("", "empty filter"),
         ("text_prob ; 1", "unexpected ';' at column 11"),
-        ("rating in (general)", "expected a column, number, string"),
+        ("rating in (general)", "expected a number, string, true or false, found the name 'general' at column 12"),
+        ("text_prob + 1 > 2", "arithmetic is not part"),
+        ("tags[0] == 'a'", "subscripts are not part"),
+        ("(lambda: 1)", "Lambda is not part"),
+        ("a if b else c", "IfExp is not part"),
+        ("rating == b'x'", "bytes literals"),
+        ("rating == null", "compares with `is null`"),
+        ("text_prob is 1", "`is` takes a column and null"),
+        ("a) or (b", "unmatched"),
+        ("rating == 'open", "unterminated string at column 11"),
     ],
 )
 def test_parser_errors_are_clear(text, message):
     with pytest.raises(FilterError, match=message):
         parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x > 1" + " " * filter_lang.MAX_LENGTH, "characters long"),
+        ("not " * (filter_lang.MAX_DEPTH + 1) + "x", "nests deeper than"),
+        ("(" * 300 + "x" + ")" * 300, "nests deeper than"),
+        (" or ".join(["x"] * (filter_lang.MAX_CONDITIONS + 1)), "more than 200 conditions"),
+        (f"x in ({', '.join(['1'] * (filter_lang.MAX_SET + 1))})", "at most 1000 values"),
+        ("x > 9223372036854775808", "outside the 64-bit range at column 5"),
+        ("x > -9223372036854775809", "outside the 64-bit range"),
+        ("x > 1e999", "not finite"),
+        (f"x == '{'a' * (filter_lang.MAX_STRING + 1)}'", "longer than 1000 characters"),
+    ],
+)
+def test_limits_refuse_hostile_filters_cheaply(text, message):
+    with pytest.raises(FilterError, match=message):
+        parse(text)
+
+
+def test_spelling_keywords_any_case_single_equals_signs_and_chains():
+    assert parse("x = 1 AND y IS NOT NULL Or Z") == parse("x == 1 and y is not null or z".replace("z", "Z"))
+    assert parse("x > -9223372036854775808") == ("cmp", ">", ("col", "x"), ("lit", -(2**63)))
+    assert parse("0.2 <= dynamic_score < 0.8") == (
+        "and",
+        [("cmp", "<=", ("lit", 0.2), ("col", "dynamic_score")), ("cmp", "<", ("col", "dynamic_score"), ("lit", 0.8))],
+    )
+    assert mask("0.2 <= dynamic_score < 0.8") == [True, True, False, True, True, False]
+    assert mask("rating in ['general'] and dup_keep = TRUE") == [True, False, False, True, None, False]
 
 
 def test_type_errors_are_filter_errors():

@@ -24,9 +24,9 @@ def _rows(out) -> list[dict]:
     return sorted(ds.dataset(out / "metadata").to_table().to_pylist(), key=lambda r: r["identifier"])
 
 
-def _samples(out) -> dict[str, dict[str, bytes]]:
+def _samples(out, folder: str = "shards") -> dict[str, dict[str, bytes]]:
     samples: dict[str, dict[str, bytes]] = {}
-    for shard in sorted((out / "shards").glob("*.tar")):
+    for shard in sorted((out / folder).glob("*.tar")):
         with tarfile.open(shard) as tar:
             for member in tar:
                 key, ext = member.name.split(".", 1)
@@ -45,7 +45,7 @@ def test_rows_match_ground_truth(curated, two_clips):
     out, stats = curated
     rows = _rows(out)
     expected = [(clip, i) for clip in two_clips for i in range(len(clip.shot_ranges))]
-    assert len(rows) == len(expected) == stats["shots"]
+    assert len(rows) == len(expected) == stats.shots
     by_source = {}
     for row in rows:
         by_source.setdefault(row["source"], []).append(row)
@@ -62,8 +62,8 @@ def test_rows_match_ground_truth(curated, two_clips):
     timings = {r["source"].rsplit("/", 1)[-1] + str(r["shot_index"]): r["timing"] for r in rows}
     assert timings == {"a.mp41": "twos", "a.mp42": "ones", "b.mp41": "threes", "b.mp42": "still"}
     assert rows[0]["scene_start_time"] == "00:00:00.000"
-    assert stats["frames"] == sum(c.n_frames for c in two_clips)
-    assert stats["keyframes"] == sum(len(k) for c in two_clips for k in c.keyframes)
+    assert stats.frames == sum(c.n_frames for c in two_clips)
+    assert stats.keyframes == sum(len(k) for c in two_clips for k in c.keyframes)
 
 
 def test_parquet_schema_is_the_contract(curated):
@@ -72,17 +72,23 @@ def test_parquet_schema_is_the_contract(curated):
         assert pq.read_schema(path).remove_metadata() == dataset_schema()
 
 
-def test_shards_hold_keyframes_and_row(curated):
+def test_shards_hold_one_sample_per_keyframe_with_fixed_members(curated):
     out, _ = curated
     rows = {r["key"]: r for r in _rows(out)}
     samples = _samples(out)
-    assert set(samples) == set(rows)
+    assert set(samples) == {f"{k}_{i:06d}" for k, r in rows.items() for i in r["keyframe_indices"]}
     for key, members in samples.items():
-        row = rows[key]
-        assert json.loads(members["json"])["identifier"] == row["identifier"]
-        images = sorted(ext for ext in members if ext.endswith(".jpg"))
-        assert images == [f"{i:06d}.jpg" for i in row["keyframe_indices"]]
-        with av.open(io.BytesIO(members[images[0]])) as img:
+        assert set(members) == {"json", "jpg"}
+        doc = json.loads(members["json"])
+        row = rows[doc["shot"]]
+        assert doc["identifier"] == row["identifier"] and doc["caption"] == ""
+        assert row["keyframe_indices"][doc["position"]] == doc["frame"] and key == f"{row['key']}_{doc['frame']:06d}"
+        assert (doc["keyframes"], doc["start_frame"], doc["end_frame"]) == (
+            row["key_frame_number"],
+            row["start_frame"],
+            row["end_frame"],
+        )
+        with av.open(io.BytesIO(members["jpg"])) as img:
             frame = next(img.decode(video=0))
             assert (frame.width, frame.height) == (row["width"], row["height"])
 
@@ -91,7 +97,7 @@ def test_stats_file(curated):
     out, stats = curated
     saved = json.loads((out / "_stats.json").read_text())
     assert saved["sources"] == {"total": 2, "ok": 2, "failed": 0, "skipped_done": 0}
-    assert saved["shots"] == stats["shots"] and saved["frames"] == stats["frames"]
+    assert saved["shots"] == stats.shots and saved["frames"] == stats.frames
     assert {"decode", "analyze", "encode"} <= set(saved["stage_seconds"])
 
 
@@ -103,7 +109,7 @@ def test_rerun_skips_finished_sources(tmp_path, two_clips):
     with open(tmp_path / LEDGER, "a") as fh:
         fh.write('{"kind": "shard", "shard": "000')  # a line cut short by a kill
     stats = run_curate(inputs, tmp_path)
-    assert stats["sources"]["skipped_done"] == 2 and stats["sources"]["ok"] == 0
+    assert stats.sources.skipped_done == 2 and stats.sources.ok == 0
     assert _rows(tmp_path) == before
     assert not (tmp_path / "shards" / "00099.tar").exists()
 
@@ -111,7 +117,7 @@ def test_rerun_skips_finished_sources(tmp_path, two_clips):
 def test_bad_inputs_become_error_rows(tmp_path, two_clips, bad_inputs):
     inputs = [str(p) for p in bad_inputs.values()] + [str(two_clips[1].path)]
     stats = run_curate(inputs, tmp_path)
-    assert stats["sources"]["ok"] == 1 and stats["sources"]["failed"] == len(bad_inputs)
+    assert stats.sources.ok == 1 and stats.sources.failed == len(bad_inputs)
     errors = {r["source"]: r for r in pq.read_table(tmp_path / "errors.parquet").to_pylist()}
     assert set(errors) == {str(p) for p in bad_inputs.values()}
     reasons = {name: errors[str(path)]["reason"] for name, path in bad_inputs.items()}
@@ -127,7 +133,7 @@ def test_duplicate_bytes_are_reported_once(tmp_path, two_clips):
     copy = tmp_path / "copy_of_a.mp4"
     copy.write_bytes(two_clips[0].path.read_bytes())
     stats = run_curate([str(two_clips[0].path), str(copy)], tmp_path / "out")
-    assert stats["sources"] == {"total": 2, "ok": 1, "failed": 1, "skipped_done": 0}
+    assert stats.as_dict()["sources"] == {"total": 2, "ok": 1, "failed": 1, "skipped_done": 0}
     errors = pq.read_table(tmp_path / "out" / "errors.parquet").to_pylist()
     assert errors[0]["stage"] == "dedup" and str(two_clips[0].path) in errors[0]["reason"]
 
@@ -145,7 +151,10 @@ def test_clip_files(tmp_path, two_clips, mode):
     clip = two_clips[1]
     run_curate([str(clip.path)], tmp_path, CurateConfig(clips=mode))
     rows = {r["key"]: r for r in _rows(tmp_path)}
-    for key, members in _samples(tmp_path).items():
+    clips = _samples(tmp_path, "clips")
+    assert set(clips) == set(rows)
+    for key, members in clips.items():
+        assert set(members) == {"json", "mp4"} and json.loads(members["json"])["shot"] == key
         with av.open(io.BytesIO(members["mp4"])) as video:
             n = sum(1 for _ in video.decode(video=0))
         if mode == "encode":

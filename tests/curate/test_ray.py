@@ -88,7 +88,7 @@ def test_stats_merged_with_the_same_keys(both_runs):
     (out_local, local), (out_ray, remote), _ = both_runs
     saved = json.loads((out_ray / "_stats.json").read_text())
     assert set(saved) == set(json.loads((out_local / "_stats.json").read_text()))
-    assert saved["executor"] == "ray" and local["executor"] == "local"
+    assert saved["executor"] == "ray" and local.executor == "local"
     for key in ("sources", "shots", "frames", "keyframes", "failed_by_stage"):
-        assert remote[key] == local[key], key
+        assert getattr(remote, key) == getattr(local, key), key
     assert {"download", "decode", "analyze", "encode"} <= set(saved["stage_seconds"])

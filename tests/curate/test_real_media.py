@@ -26,7 +26,7 @@ def real_rows(media_dir, tmp_path_factory):
 
 def test_all_sources_succeed(real_rows):
     stats, by_file, _ = real_rows
-    assert stats["sources"]["failed"] == 0 and len(by_file) == 5
+    assert stats.sources.failed == 0 and len(by_file) == 5
 
 
 def test_hard_cuts_in_live_action_control(real_rows):

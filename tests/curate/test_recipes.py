@@ -1,20 +1,22 @@
-"""The recipes of docs/recipes.md on real curate output: Hugging Face `datasets`, the webdataset library, duckdb.
-
-Two tests pin limitations of `datasets` on our layout (map columns; per-frame member names); when one starts
-failing, the limitation is gone and the recipe can be simplified.
-"""
+"""The ecosystem's own readers on a curated folder, called as their docs say (docs/readers.md): `datasets`
+(parquet, webdataset, and the folder itself through its card), pyarrow, duckdb and the `webdataset` library."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
-import pyarrow.compute as pc
+import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import pytest
+from fixed_tags import TAGS, FixedTags
+from PIL import Image
 
-from toonlab.curate.readers.dataset import UniformKeyframes, hf_keyframes, hf_metadata
+from toonlab.curate.config import CurateConfig
+from toonlab.curate.pairs import as_dict
 from toonlab.curate.run import run_curate
+from toonlab.curate.stages import annotate
+from toonlab.curate.steps.dedup import run_dedup
 from toonlab.curate.steps.split import run_split
 
 datasets = pytest.importorskip("datasets")
@@ -23,75 +25,94 @@ datasets = pytest.importorskip("datasets")
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory, two_clips):
     out = tmp_path_factory.mktemp("recipes") / "out"
-    run_curate([str(c.path) for c in two_clips], out)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(annotate.REGISTRY, "fixed_tags", FixedTags)
+        run_curate([str(c.path) for c in two_clips], out, CurateConfig(annotate=("fixed_tags", "taxonomy", "caption")))
     return out
 
 
 @pytest.fixture(scope="module")
 def rows(curated):
-    return sorted(pads.dataset(curated / "metadata").to_table().to_pylist(), key=lambda r: r["key"])
+    return {r["key"]: r for r in pads.dataset(curated / "metadata").to_table().to_pylist()}
 
 
-def test_hf_parquet_recipe_loads_every_row(curated, rows, tmp_path):
-    loaded = hf_metadata(curated, cache_dir=tmp_path)
-    assert len(loaded) == len(rows)
-    got = sorted(loaded, key=lambda r: r["key"])
-    assert [r["keyframe_indices"] for r in got] == [r["keyframe_indices"] for r in rows]
-    assert "annotation_models" not in loaded.column_names  # arrow maps have no `datasets` feature type
+def test_hf_parquet_builder_reads_every_row_and_the_pair_columns(curated, rows, tmp_path):
+    loaded = datasets.load_dataset(
+        "parquet", data_files=str(curated / "metadata" / "*.parquet"), split="train", cache_dir=str(tmp_path)
+    )
+    assert len(loaded) == len(rows) > 0
+    for row in loaded:
+        assert as_dict(row["tag_scores"]) == TAGS
+        assert as_dict(row["annotation_models"]) == as_dict(rows[row["key"]]["annotation_models"])
+        assert max(as_dict(row["taxonomy_scores"]).values()) > 0
+        assert row["keyframe_indices"] == rows[row["key"]]["keyframe_indices"]
 
 
-def test_hf_parquet_builder_cannot_type_map_columns(curated, tmp_path):
-    with pytest.raises(ValueError, match="Arrow type map<.* does not have a datasets dtype"):
-        datasets.load_dataset(
-            "parquet", data_files=str(curated / "metadata" / "*.parquet"), split="train", cache_dir=str(tmp_path)
-        )
+def test_hf_webdataset_builder_decodes_one_image_per_keyframe(curated, rows, tmp_path):
+    loaded = datasets.load_dataset(
+        "webdataset", data_files={"train": str(curated / "shards" / "*.tar")}, split="train", cache_dir=str(tmp_path)
+    )
+    assert len(loaded) == sum(r["key_frame_number"] for r in rows.values())
+    seen = set()
+    for sample in loaded:
+        doc, row = sample["json"], rows[sample["json"]["shot"]]
+        assert isinstance(sample["jpg"], Image.Image) and sample["jpg"].size == (row["width"], row["height"])
+        assert doc["frame"] == row["keyframe_indices"][doc["position"]]
+        assert doc["caption"] == row["text_description"] and doc["caption"]
+        seen.add((doc["shot"], doc["frame"]))
+    assert seen == {(k, f) for k, r in rows.items() for f in r["keyframe_indices"]}
 
 
-def test_hf_webdataset_builder_splits_our_keys_but_needs_fixed_member_names(curated, tmp_path):
-    from datasets.packaged_modules.webdataset.webdataset import base_plus_ext
+def test_load_dataset_of_the_folder_follows_its_card(curated, rows, tmp_path):
+    plain = datasets.load_dataset(str(curated), cache_dir=str(tmp_path / "a"))
+    assert list(plain) == ["train"] and len(plain["train"]) == len(rows)
+    schema = pq.read_schema(sorted((curated / "metadata").glob("*.parquet"))[0]).remove_metadata()
+    assert plain["train"].features == datasets.Features.from_arrow_schema(schema)  # the card's header is exact
 
-    # keys are dot-free, so the first dot splits key from extension and frame members keep their number
-    assert base_plus_ext("a-7a707ae5_0001.000012.jpg") == ("a-7a707ae5_0001", "000012.jpg")
-    with pytest.raises(ValueError, match="don't share the same prefix or the same types"):
-        datasets.load_dataset(
-            "webdataset", data_files=str(curated / "shards" / "*.tar"), split="train", cache_dir=str(tmp_path)
-        )
+    copy = tmp_path / "out"
+    shutil.copytree(curated, copy)
+    run_split(copy, val=0.3, test=0.3)
+    run_dedup(copy)  # refreshes the card: the split files now carry dup_cluster too
+    split = datasets.load_dataset(str(copy), cache_dir=str(tmp_path / "b"))
+    assert set(split) <= {"train", "val", "test"} and sum(len(s) for s in split.values()) == len(rows)
+    for name, part in split.items():
+        assert set(part["split"]) == {name} and "dup_cluster" in part.column_names
+    card = (copy / "README.md").read_text()
+    assert card.startswith("---\n") and "license:" in card and "| local file |" in card
 
 
-def test_hf_keyframes_streams_frames_as_images(curated, rows):
-    samples = list(hf_keyframes(curated, UniformKeyframes(3), size=(32, 48)))
-    assert sorted(s["key"] for s in samples) == [r["key"] for r in rows]
-    for sample in samples:
-        assert len(sample["frames"]) == 3 and sample["frames"][0].size == (48, 32)
-        assert json.loads(sample["row"])["key"] == sample["key"]
-
-
-def test_webdataset_library_reads_the_shards(curated, rows):
+def test_webdataset_library_decodes_every_keyframe(curated, rows):
     wds = pytest.importorskip("webdataset")
-    samples = list(wds.WebDataset(sorted(str(p) for p in (curated / "shards").glob("*.tar")), shardshuffle=False))
-    assert sorted(s["__key__"] for s in samples) == [r["key"] for r in rows]
+    urls = sorted(str(p) for p in (curated / "shards").glob("*.tar"))
+    samples = list(wds.WebDataset(urls, shardshuffle=False).decode("pil"))
+    assert len(samples) == sum(r["key_frame_number"] for r in rows.values())
     for sample in samples:
-        row = json.loads(sample["json"])
-        assert sorted(k for k in sample if k.endswith(".jpg")) == [f"{i:06d}.jpg" for i in row["keyframe_indices"]]
+        row = rows[sample["json"]["shot"]]
+        assert sample["jpg"].size == (row["width"], row["height"])
+        assert sample["__key__"] == f"{row['key']}_{sample['json']['frame']:06d}"
 
 
-def test_duckdb_mean_dynamic_score_per_timing(curated, rows):
+def test_pyarrow_and_duckdb_read_the_pair_columns(curated, rows):
     duckdb = pytest.importorskip("duckdb")
-    query = f"""
-        SELECT timing, avg(dynamic_score) AS mean_dynamic, count(*) AS clips
-        FROM read_parquet('{curated}/metadata/*.parquet') GROUP BY timing ORDER BY timing
-    """
-    got = duckdb.sql(query).fetchall()
     table = pads.dataset(curated / "metadata").to_table()
-    grouped = table.group_by("timing").aggregate([("dynamic_score", "mean"), ("dynamic_score", "count")])
-    columns = ("timing", "dynamic_score_mean", "dynamic_score_count")
-    expected = sorted(zip(*(grouped.column(c).to_pylist() for c in columns), strict=True))
-    assert [(t, pytest.approx(m), n) for t, m, n in got] == expected
-    assert sum(n for *_, n in got) == len(rows) and pc.sum(table.column("key_frame_number")).as_py() > 0
+    assert table.num_rows == len(rows) and pa.types.is_list(table.schema.field("tag_scores").type)
+    query = f"""
+        SELECT p.key, avg(p.value), count(*)
+        FROM (SELECT unnest(tag_scores) AS p FROM read_parquet('{curated}/metadata/*.parquet')) GROUP BY p.key
+    """
+    got = {key: (mean, n) for key, mean, n in duckdb.sql(query).fetchall()}
+    assert got == {tag: (pytest.approx(score), len(rows)) for tag, score in TAGS.items()}
 
 
-def test_duckdb_joins_a_sidecar_column(curated, rows, tmp_path):
+def test_duckdb_mean_dynamic_score_per_timing_and_a_sidecar_join(curated, rows, tmp_path):
     duckdb = pytest.importorskip("duckdb")
+    got = duckdb.sql(
+        f"SELECT timing, avg(dynamic_score), count(*) FROM read_parquet('{curated}/metadata/*.parquet') GROUP BY 1"
+    ).fetchall()
+    by_timing: dict[str, list[float]] = {}
+    for row in rows.values():
+        by_timing.setdefault(row["timing"], []).append(row["dynamic_score"])
+    assert {t: (pytest.approx(m), n) for t, m, n in got} == {t: (sum(v) / len(v), len(v)) for t, v in by_timing.items()}
     copy = tmp_path / "out"
     shutil.copytree(curated, copy)
     run_split(copy, val=0.3, test=0.3)
@@ -101,3 +122,14 @@ def test_duckdb_joins_a_sidecar_column(curated, rows, tmp_path):
     """
     counts = dict(duckdb.sql(query).fetchall())
     assert sum(counts.values()) == len(rows) and set(counts) <= {"train", "val", "test"}
+
+
+def test_hf_keyframes_streams_whole_shots_as_images(curated, rows):
+    from toonlab.curate.readers.dataset import UniformKeyframes
+    from toonlab.curate.readers.hf import hf_keyframes
+
+    samples = list(hf_keyframes(curated, UniformKeyframes(3), size=(32, 48)))
+    assert sorted(s["key"] for s in samples) == sorted(rows)
+    for sample in samples:
+        assert len(sample["frames"]) == 3 and sample["frames"][0].size == (48, 32)
+        assert sample["caption"] == rows[sample["key"]]["text_description"]

@@ -85,6 +85,26 @@ def test_report_of_a_plain_run_says_what_was_not_computed(curated, tmp_path):
             assert list(tar_members(shard)) == [(m.name, m.offset_data, m.size) for m in tar]
 
 
+@pytest.mark.parametrize("hostile", ["../../escaped", "/tmp/toonlab-absolute-key", "..", "a/../../b"])
+def test_tampered_keys_never_write_outside_the_report(curated, tmp_path, hostile):
+    """A `key` edited into a path (relative climb or absolute) names no file outside the report folder."""
+    data = tmp_path / "data" / "out"
+    shutil.copytree(curated, data)
+    path = sorted((data / "metadata").glob("*.parquet"))[0]
+    table = pq.read_table(path)
+    keys = table.column("key").to_pylist()
+    table = table.set_column(table.schema.get_field_index("key"), "key", pa.array([hostile, *keys[1:]]))
+    pq.write_table(table, path)
+    before = {p for p in tmp_path.rglob("*")}
+    index = build_report(data, tmp_path / "data" / "report", gallery_size=len(keys))
+    report = index.parent.resolve()
+    written = {p for p in tmp_path.rglob("*")} - before
+    assert written and all(p.resolve() == report or report in p.resolve().parents for p in written)
+    assert not Path("/tmp/toonlab-absolute-key.html").exists() and not (tmp_path / "escaped.html").exists()
+    pages = sorted(p.name for p in (report / "shots").iterdir())
+    assert len(pages) == len(keys) and all(".." not in name and "/" not in name for name in pages)
+
+
 def test_gallery_is_capped_and_deterministic(curated, tmp_path):
     first = build_report(curated, tmp_path / "a", gallery_size=2).read_text()
     second = build_report(curated, tmp_path / "b", gallery_size=2).read_text()

@@ -99,7 +99,7 @@ def _check_consistent(out: Path) -> None:
     for tar in (out / "shards").glob("*.tar"):
         with tarfile.open(tar) as t:
             keys += sorted({m.name.split(".", 1)[0] for m in t})
-    assert sorted(keys) == sorted(r["key"] for r in rows)
+    assert sorted(keys) == sorted(f"{r['key']}_{f:06d}" for r in rows for f in r["keyframe_indices"])
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ class KillsClip2(KillsItsWorker):
 def test_source_that_kills_its_worker_is_recorded_as_failed(tmp_path, sources, monkeypatch):
     monkeypatch.setitem(annotate.REGISTRY, "killer", KillsClip2)
     stats = run_curate(sources, tmp_path, CurateConfig(annotate=("killer",)), workers=2)
-    assert stats["sources"] == {"total": N_SOURCES + 1, "ok": N_SOURCES - 1, "failed": 2, "skipped_done": 0}
+    assert stats.as_dict()["sources"] == {"total": N_SOURCES + 1, "ok": N_SOURCES - 1, "failed": 2, "skipped_done": 0}
     errors = {Path(e[0]).name: e[1:] for e in error_rows(tmp_path)}
     assert errors["clip2.mp4"] == ("worker", "the worker process died while processing this source")
     assert errors["broken.mp4"][0] == "decode"

@@ -158,8 +158,8 @@ def test_sakuga_parquet_end_to_end(tmp_path, sakuga_post):
         redetected = run_curate([str(parquet)], tmp_path / "detect", detect, workers=1)
         assert server.count(f"/data/{md5}.mp4") == 1  # the cache serves the second run
 
-    assert stats["sources"] == {"total": 2, "ok": 1, "failed": 1, "skipped_done": 0}
-    assert stats["dropped"] == {"NaN scene_end_time": 1, "released scene outside the decoded stream": 1}
+    assert stats.as_dict()["sources"] == {"total": 2, "ok": 1, "failed": 1, "skipped_done": 0}
+    assert stats.dropped == {"NaN scene_end_time": 1, "released scene outside the decoded stream": 1}
     errors = pq.read_table(tmp_path / "out" / "errors.parquet").to_pylist()
     assert [(e["source"], e["stage"], e["reason"]) for e in errors] == [(missing, "download", "HTTP 404 Not Found")]
 
@@ -186,12 +186,12 @@ def test_sakuga_parquet_end_to_end(tmp_path, sakuga_post):
         ("140633:2", s2, e2),
         ("140633:3", s3, e3),
     ]
-    assert redetected["dropped"] == {"NaN scene_end_time": 1}
+    assert redetected.dropped == {"NaN scene_end_time": 1}
 
 
 def test_shots_given_without_scenes_is_an_error_row(tmp_path, two_clips):
     stats = run_curate([str(two_clips[0].path)], tmp_path, CurateConfig(shots="given"))
-    assert stats["failed_by_stage"] == {"shots": 1}
+    assert stats.failed_by_stage == {"shots": 1}
     reason = pq.read_table(tmp_path / "errors.parquet").to_pylist()[0]["reason"]
     assert "needs released scenes" in reason
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
+from fixed_tags import FixedTags
 
 from toonlab.curate.config import CurateConfig
+from toonlab.curate.pairs import as_dict
 from toonlab.curate.run import run_curate
 from toonlab.curate.stages import annotate
 from toonlab.curate.stages.annotate.taxonomy import TaxonomyAnnotator, classify, tag_confidences
@@ -65,23 +66,9 @@ def test_null_without_tagger_and_bad_option():
         TaxonomyAnnotator(min_support=0)
 
 
-class _FakeTagger:
-    """Stands in for the tagger: fixed tag_scores, so taxonomy and caption run after it in a real curate run."""
-
-    name = "fake_tags"
-    columns = (pa.field("tag_scores", pa.map_(pa.string(), pa.float64())),)
-    model_id = "fixed@1"
-
-    def setup(self):
-        pass
-
-    def annotate(self, view):
-        return {"tag_scores": {"night": 0.7, "outdoors": 0.9, "no_humans": 0.8, "scenery": 0.6, "building": 0.5}}
-
-
 def test_tags_then_taxonomy_then_caption_in_a_run(tmp_path, two_clips, monkeypatch):
-    monkeypatch.setitem(annotate.REGISTRY, "fake_tags", _FakeTagger)
-    config = CurateConfig(annotate=("fake_tags", "taxonomy", "caption"))
+    monkeypatch.setitem(annotate.REGISTRY, "fixed_tags", FixedTags)
+    config = CurateConfig(annotate=("fixed_tags", "taxonomy", "caption"))
     run_curate([str(two_clips[0].path)], tmp_path, config)
     rows = ds.dataset(tmp_path / "metadata").to_table().to_pylist()
     assert rows
@@ -92,4 +79,4 @@ def test_tags_then_taxonomy_then_caption_in_a_run(tmp_path, two_clips, monkeypat
             "no_humans(label: 0)",
         )
         assert row["text_description"].startswith("An outdoor night-time scene with no people. It shows building.")
-        assert dict(row["annotation_models"])["taxonomy"].startswith("toonlab-taxonomy-table@1")
+        assert as_dict(row["annotation_models"])["taxonomy"].startswith("toonlab-taxonomy-table@1")

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from toonlab.curate.choices import ClipMode, ExecutorName, ImageFormat, ShotDetector, ShotMode
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.records import SourceError
+from toonlab.curate.records import SourceError, SourceResult
+
+if TYPE_CHECKING:
+    from toonlab.curate.run import RunStats
 
 console = Console(stderr=True)
 
@@ -29,22 +33,26 @@ def curate(
     workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
     strict: Annotated[bool, typer.Option(help="Exit non-zero if any source failed.")] = False,
     debug: Annotated[bool, typer.Option(help="Print tracebacks of failed sources.")] = False,
-    clips: Annotated[str, typer.Option(help="Also store a clip file per shot: none, copy or encode.")] = "none",
-    image_format: Annotated[str, typer.Option(help="Keyframe images: jpg, webp, png or none (indices only).")] = "jpg",
+    clips: Annotated[ClipMode, typer.Option(help="Also store a clip file per shot.")] = ClipMode.none,
+    image_format: Annotated[
+        ImageFormat, typer.Option(help="Keyframe images (none: keyframe indices only).")
+    ] = ImageFormat.jpg,
     image_quality: Annotated[int, typer.Option(help="Keyframe JPEG/WebP quality (1-100).")] = 90,
     max_side: Annotated[int | None, typer.Option(help="Scale keyframes so the longer side fits.")] = None,
     ssim_threshold: Annotated[float, typer.Option(help="Keep a frame if SSIM to the previous is below.")] = 0.95,
     min_scene_len: Annotated[int, typer.Option(help="Minimum shot length in frames.")] = 18,
-    shot_detector: Annotated[str, typer.Option(help="animation (default) or pyscenedetect.")] = "animation",
+    shot_detector: Annotated[ShotDetector, typer.Option(help="Shot detector.")] = ShotDetector.animation,
     annotate: Annotated[str, typer.Option(help="Comma-separated annotators to run, in order.")] = "",
     annotator_option: Annotated[
         list[str] | None, typer.Option(help="NAME.KEY=VALUE passed to an annotator (repeatable; VALUE as JSON).")
     ] = None,
     shots: Annotated[
-        str | None,
-        typer.Option(help="given: cut the released scenes (default for Sakuga parquet); detect: run the detector."),
-    ] = None,
-    executor: Annotated[str, typer.Option(help="local (process pool) or ray (Ray Data).")] = "local",
+        ShotMode,
+        typer.Option(help="given: cut the released scenes; detect: run the detector; auto: given when there are some."),
+    ] = ShotMode.auto,
+    executor: Annotated[
+        ExecutorName, typer.Option(help="local (process pool) or ray (Ray Data).")
+    ] = ExecutorName.local,
     ray_address: Annotated[
         str | None, typer.Option(help="Ray cluster to join (auto, or HEAD_IP:6379); default: a private local Ray.")
     ] = None,
@@ -58,22 +66,12 @@ def curate(
     max_download_mb: Annotated[float, typer.Option(help="Size cap per downloaded file, MiB.")] = 1024.0,
 ) -> None:
     """Detect shots and unique drawings in each video; write parquet metadata and WebDataset shards."""
-    from toonlab.curate.run import EXECUTORS, RunError, run_curate
+    from toonlab.curate.run import RunError, run_curate
     from toonlab.curate.sources import InputError
     from toonlab.curate.stages.download import DownloadConfig
     from toonlab.extras import MissingExtra
 
     try:
-        if clips not in ("none", "copy", "encode"):
-            raise ValueError(f"--clips must be none, copy or encode, not {clips!r}")
-        if image_format not in ("jpg", "webp", "png", "none"):
-            raise ValueError(f"--image-format must be jpg, webp, png or none, not {image_format!r}")
-        if shot_detector not in ("animation", "pyscenedetect"):
-            raise ValueError(f"--shot-detector must be animation or pyscenedetect, not {shot_detector!r}")
-        if shots not in (None, "detect", "given"):
-            raise ValueError(f"--shots must be detect or given, not {shots!r}")
-        if executor not in EXECUTORS:
-            raise ValueError(f"--executor must be {' or '.join(EXECUTORS)}, not {executor!r}")
         if ray_address and executor != "ray":
             raise ValueError("--ray-address needs --executor ray")
         download = DownloadConfig(
@@ -92,7 +90,7 @@ def curate(
             clips=clips,
             annotate=tuple(name.strip() for name in annotate.split(",") if name.strip()),
             annotator_options=parse_annotator_options(annotator_option or []),
-            shots=shots or "auto",
+            shots=shots,
             shard_max_samples=shard_samples,
             download=download,
             download_cache=str(download_cache) if download_cache else None,
@@ -114,13 +112,12 @@ def curate(
         def on_total(n: int) -> None:
             progress.update(task, total=n)
 
-        def on_progress(event: dict) -> None:
-            outcome, stats = event["outcome"], event["stats"]
+        def on_progress(outcome: SourceResult | SourceError, stats: RunStats) -> None:
             if isinstance(outcome, SourceError):
                 console.print(f"[yellow]failed[/yellow] {outcome.source} ({outcome.stage}): {outcome.reason}")
                 if debug and outcome.detail:
                     console.print(outcome.detail, markup=False, highlight=False)
-            progress.update(task, advance=1, frames=stats["frames"], failed=stats["sources"]["failed"])
+            progress.update(task, advance=1, frames=stats.frames, failed=stats.sources.failed)
 
         try:
             stats = run_curate(
@@ -138,7 +135,7 @@ def curate(
             raise typer.Exit(2) from None
 
     _summary(stats, out)
-    if strict and stats["sources"]["failed"]:
+    if strict and stats.sources.failed:
         raise typer.Exit(1)
 
 
@@ -158,17 +155,17 @@ def parse_annotator_options(items: list[str]) -> dict[str, dict]:
     return options
 
 
-def _summary(stats: dict, out: Path) -> None:
-    src = stats["sources"]
+def _summary(stats: RunStats, out: Path) -> None:
+    src = stats.sources
     table = Table(title=f"dataset: {out}", show_header=False)
-    table.add_row("sources ok / failed / already done", f"{src['ok']} / {src['failed']} / {src['skipped_done']}")
-    table.add_row("shots", str(stats["shots"]))
-    table.add_row("frames / keyframes", f"{stats['frames']} / {stats['keyframes']}")
-    table.add_row("wall time", f"{stats['seconds']:.1f} s ({stats['fps']:.0f} frames/s, {stats['executor']} executor)")
-    if stats.get("dropped"):
-        table.add_row("left out", ", ".join(f"{n} {reason}" for reason, n in stats["dropped"].items()))
+    table.add_row("sources ok / failed / already done", f"{src.ok} / {src.failed} / {src.skipped_done}")
+    table.add_row("shots", str(stats.shots))
+    table.add_row("frames / keyframes", f"{stats.frames} / {stats.keyframes}")
+    table.add_row("wall time", f"{stats.seconds:.1f} s ({stats.fps:.0f} frames/s, {stats.executor} executor)")
+    if stats.dropped:
+        table.add_row("left out", ", ".join(f"{n} {reason}" for reason, n in stats.dropped.items()))
     table.add_row("metadata", str(out / "metadata"))
     table.add_row("shards", str(out / "shards"))
-    if src["failed"] or src["skipped_done"]:
+    if src.failed or src.skipped_done:
         table.add_row("errors", str(out / "errors.parquet"))
     Console().print(table)

@@ -1,36 +1,37 @@
-"""The curate run's settings, in one typed record; `pipeline.build_stages` turns it into objects once."""
+"""The curate run's settings, in one typed record; `run.build_pipeline` turns it into objects once."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from toonlab.curate.choices import ClipMode, ImageFormat, ShotDetector, ShotMode, choose
 from toonlab.curate.stages.download import DownloadConfig
 
-ImageFormat = Literal["jpg", "webp", "png", "none"]  # none: keyframe indices only, no images
-ClipMode = Literal["none", "copy", "encode"]
+_CHOICES = {"shot_detector": ShotDetector, "image_format": ImageFormat, "clips": ClipMode, "shots": ShotMode}
 
 
 @dataclass(frozen=True)
 class CurateConfig:
     ssim_threshold: float = 0.95  # Sakuga keyframe rule: keep frame t if SSIM(t-1, t) < threshold
     min_scene_len: int = 18  # frames; no cut closer than this to the previous one (Sakuga-42M setting)
-    shot_detector: Literal["animation", "pyscenedetect"] = "animation"
-    image_format: ImageFormat = "jpg"
+    shot_detector: ShotDetector = ShotDetector.animation
+    image_format: ImageFormat = ImageFormat.jpg
     image_quality: int = 90
     image_max_side: int | None = None  # scale keyframe images down so the longer side fits
-    clips: ClipMode = "none"  # "copy": stream-copied shot files; "encode": frame-exact re-encoded files
+    clips: ClipMode = ClipMode.none
     shard_max_bytes: int = 256 * 1024 * 1024
     shard_max_samples: int = 2000
     annotate: tuple[str, ...] = ()  # annotator names (annotate.REGISTRY), run in this order
     annotator_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> constructor kwargs
-    # shots: "auto" cuts a source's released scenes when it has them (Sakuga-42M parquet), else detects
-    shots: Literal["auto", "detect", "given"] = "auto"
+    shots: ShotMode = ShotMode.auto
     download: DownloadConfig = field(default_factory=DownloadConfig)
     download_cache: str | None = None  # folder of fetched remote sources; None: OUT/_downloads
 
     def __post_init__(self) -> None:
+        for name, kind in _CHOICES.items():  # plain strings become the named choice, or a clear error
+            object.__setattr__(self, name, choose(kind, getattr(self, name), name.replace("_", "-")))
         if not 0.0 < self.ssim_threshold <= 1.0:
             raise ValueError(f"ssim_threshold must be in (0, 1], got {self.ssim_threshold}")
         if self.min_scene_len < 1:
@@ -49,8 +50,6 @@ class CurateConfig:
                 REGISTRY[name](**self.annotator_options.get(name, {}))
             except TypeError as exc:
                 raise ValueError(f"annotator {name}: {exc}") from None
-        if self.shots not in ("auto", "detect", "given"):
-            raise ValueError(f"shots must be auto, detect or given, got {self.shots!r}")
         if self.shard_max_samples < 1 or self.shard_max_bytes < 1:
             raise ValueError("shard limits must be >= 1")
         if self.image_max_side is not None and self.image_max_side < 16:

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-RECORD_VERSION = 1
+# 2: key -> value columns as list<struct<key, value>> (1: arrow maps); one shard sample per keyframe
+# (1: one per shot). Readers read both (pairs.upgrade_maps, shards.iter_shots).
+RECORD_VERSION = 2
 
 
 @dataclass(frozen=True)

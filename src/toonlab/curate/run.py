@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
+from toonlab.curate.card import write_card
+from toonlab.curate.choices import ExecutorName, choose
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.records import SourceError, SourceResult
+from toonlab.curate.records import RECORD_VERSION, SourceError, SourceResult
 from toonlab.curate.sources import collect_sources
 from toonlab.curate.stage import Pipeline, Stage
 from toonlab.curate.stages.analyze import AnalyzeStage, ImageEncoder
@@ -22,8 +25,59 @@ from toonlab.curate.stages.download import FetchStage
 from toonlab.curate.write import DatasetWriter, write_stats
 
 
+@dataclass
+class SourceCounts:
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    skipped_done: int = 0  # in the ledger already (committed or failed by an earlier run)
+
+
+@dataclass
+class RunStats:
+    """What one run did; `OUT/_stats.json` is `as_dict()`. Seconds are per stage, summed over sources."""
+
+    sources: SourceCounts
+    config: dict
+    workers: int
+    executor: str
+    shots: int = 0
+    frames: int = 0
+    keyframes: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    failed_by_stage: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> things left out (input rows, scenes)
+    seconds: float = 0.0  # wall time of the run
+    fps: float = 0.0  # frames per wall second
+    analysis_fps_per_worker: float = 0.0  # frames per second of decode + analysis
+
+    def failed(self, error: SourceError) -> None:
+        self.sources.failed += 1
+        self.failed_by_stage[error.stage] = self.failed_by_stage.get(error.stage, 0) + 1
+
+    def committed(self, result: SourceResult, rows: list[dict]) -> None:
+        self.sources.ok += 1
+        self.shots += len(rows)
+        self.frames += result.probe.frame_count
+        self.keyframes += sum(r["key_frame_number"] for r in rows)
+        for name, seconds in result.timings.items():
+            self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + seconds
+        for reason, count in result.dropped.items():
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+    def finish(self, wall: float) -> None:
+        self.seconds = wall
+        self.fps = self.frames / wall if wall > 0 else 0.0
+        analysis = self.stage_seconds.get("decode", 0.0) + self.stage_seconds.get("analyze", 0.0)
+        self.analysis_fps_per_worker = self.frames / analysis if analysis > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 def build_pipeline(config: CurateConfig, spool_dir: Path, decoder_threads: int = 0) -> Pipeline:
-    """The factory: a config becomes stage objects once, here."""
+    """The factory: a config becomes stage objects once, here. `decoder_threads`: the CPU threads a worker may
+    give its decoder (0: FFmpeg chooses)."""
     images = None
     if config.image_format != "none":
         images = ImageEncoder(config.image_format, config.image_quality, config.image_max_side)
@@ -52,19 +106,14 @@ class RunError(RuntimeError):
     """The run itself cannot proceed (bad arguments, unwritable output)."""
 
 
-EXECUTORS = ("local", "ray")
-
-
-def make_executor(name: str, workers: int, ray_address: str | None = None):
-    if name == "local":
-        from toonlab.curate.executors.local import LocalExecutor
-
-        return LocalExecutor(workers)
-    if name == "ray":
+def make_executor(name: ExecutorName, workers: int, ray_address: str | None = None):
+    if name == ExecutorName.ray:
         from toonlab.curate.executors.ray import RayExecutor
 
         return RayExecutor(workers, address=ray_address)
-    raise RunError(f"--executor must be one of {', '.join(EXECUTORS)}, got {name!r}")
+    from toonlab.curate.executors.local import LocalExecutor
+
+    return LocalExecutor(workers)
 
 
 def run_curate(
@@ -72,11 +121,11 @@ def run_curate(
     out: Path,
     config: CurateConfig | None = None,
     workers: int = 1,
-    on_progress: Callable[[dict], None] | None = None,
+    on_progress: Callable[[SourceResult | SourceError, RunStats], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     executor: str = "local",
     ray_address: str | None = None,
-) -> dict:
+) -> RunStats:
     """Curate `inputs` into `out`; sources already in the ledger are skipped. Returns the run's stats.
 
     `executor` is "local" (this process or a process pool) or "ray" (Ray Data; a local Ray instance unless
@@ -84,14 +133,19 @@ def run_curate(
     config = config or CurateConfig()
     if workers < 1:
         raise RunError(f"--workers must be >= 1, got {workers}")
-    if executor not in EXECUTORS:
-        raise RunError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    try:
+        executor = choose(ExecutorName, executor, "executor")
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         writer = DatasetWriter(out, config.shard_max_bytes, config.shard_max_samples)
     except OSError as exc:
         raise RunError(f"cannot write to output directory {out}: {exc.strerror or exc}") from exc
+    if writer.ledger.versions - {RECORD_VERSION}:
+        old = sorted(writer.ledger.versions - {RECORD_VERSION})
+        raise RunError(f"{out} holds shards of record version {old}, this writes {RECORD_VERSION}: use a new --out")
     if config.download_cache is None:
         config = replace(config, download_cache=str((out / "_downloads").resolve()))
     sources = collect_sources(inputs)
@@ -99,21 +153,17 @@ def run_curate(
     skipped = len(sources.refs) - len(refs)
     if on_total:
         on_total(len(refs))
-    stats = {
-        "sources": {"total": len(sources.refs), "ok": 0, "failed": 0, "skipped_done": skipped},
-        "shots": 0,
-        "frames": 0,
-        "keyframes": 0,
-        "stage_seconds": {},
-        "failed_by_stage": {},
-        "dropped": dict(sorted(sources.dropped.items())),  # input rows and released scenes left out, by reason
-        "config": config.as_dict(),
-        "workers": workers,
-        "executor": executor,
-    }
+    stats = RunStats(
+        sources=SourceCounts(total=len(sources.refs), skipped_done=skipped),
+        dropped=dict(sorted(sources.dropped.items())),  # input rows and released scenes left out, by reason
+        config=config.as_dict(),
+        workers=workers,
+        executor=str(executor),
+    )
     start = time.perf_counter()
     runner = make_executor(executor, workers, ray_address)
-    for outcome in runner.map(config, refs, writer.spool_dir):
+    build = partial(build_pipeline, config, Path(writer.spool_dir).resolve())  # picklable: workers build their own
+    for outcome in runner.map(build, refs):
         if isinstance(outcome, SourceResult):
             first = writer.ledger.hashes.get(outcome.probe.sha256)
             if first is not None and first != outcome.ref.source:
@@ -121,27 +171,15 @@ def run_curate(
                 outcome = SourceError(outcome.ref.source, "dedup", f"same bytes as an earlier source: {first}")
         if isinstance(outcome, SourceError):
             writer.fail(outcome)
-            stats["sources"]["failed"] += 1
-            by_stage = stats["failed_by_stage"]
-            by_stage[outcome.stage] = by_stage.get(outcome.stage, 0) + 1
+            stats.failed(outcome)
         else:
             rows = writer.add(outcome)
             writer.ledger.hashes[outcome.probe.sha256] = outcome.ref.source
-            stats["sources"]["ok"] += 1
-            stats["shots"] += len(rows)
-            stats["frames"] += outcome.probe.frame_count
-            stats["keyframes"] += sum(r["key_frame_number"] for r in rows)
-            for name, seconds in outcome.timings.items():
-                stats["stage_seconds"][name] = stats["stage_seconds"].get(name, 0.0) + seconds
-            for reason, count in outcome.dropped.items():
-                stats["dropped"][reason] = stats["dropped"].get(reason, 0) + count
+            stats.committed(outcome, rows)
         if on_progress:
-            on_progress({"outcome": outcome, "stats": stats})
+            on_progress(outcome, stats)
     writer.close()
-    wall = time.perf_counter() - start
-    stats["seconds"] = wall
-    stats["fps"] = stats["frames"] / wall if wall > 0 else 0.0
-    analysis = stats["stage_seconds"].get("decode", 0.0) + stats["stage_seconds"].get("analyze", 0.0)
-    stats["analysis_fps_per_worker"] = stats["frames"] / analysis if analysis > 0 else 0.0
-    write_stats(out, stats)
+    stats.finish(time.perf_counter() - start)
+    write_stats(out, stats.as_dict())
+    write_card(out)
     return stats

@@ -14,7 +14,6 @@ has no sidecar file: its rows read as null until the step is rerun.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from toonlab.curate.pairs import upgrade_maps
+from toonlab.io import replace_dir
 
 COLUMNS_DIR = "columns"
 
@@ -37,19 +39,15 @@ def metadata_files(out: Path) -> list[Path]:
 def write_sidecar(out: Path, name: str, tables: Mapping[str, pa.Table], params: dict) -> Path:
     """Replace sidecar `name` with one table per shard (each must have an `identifier` column)."""
     root = Path(out) / COLUMNS_DIR
-    final, tmp, old = root / name, root / f".{name}.tmp", root / f".{name}.old"
-    for leftover in (tmp, old):
-        shutil.rmtree(leftover, ignore_errors=True)
+    final, tmp = root / name, root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for shard, table in tables.items():
         if "identifier" not in table.column_names:
             raise ValueError(f"sidecar {name}/{shard} has no identifier column")
         pq.write_table(table, tmp / f"{shard}.parquet", compression="zstd")
     (tmp / "_params.json").write_text(json.dumps(params, indent=2, sort_keys=True))
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(final, tmp)
     return final
 
 
@@ -72,7 +70,7 @@ def read_shard(out: Path, meta_file: Path, columns: list[str] | None = None) -> 
     if wanted is not None:
         names = pq.read_schema(meta_file).names
         base_cols = [c for c in names if c in wanted or c == "identifier"]
-    table = pq.read_table(meta_file, columns=base_cols)
+    table = upgrade_maps(pq.read_table(meta_file, columns=base_cols))  # record version 1 stored maps
     ids = table.column("identifier")
     for name in sidecar_names(out):
         schema = sidecar_schema(out, name)

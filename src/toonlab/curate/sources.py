@@ -12,7 +12,7 @@ import glob
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,10 +52,6 @@ def collect_sources(inputs: Sequence[str]) -> SourceList:
             seen.add(key)
             out.refs.append(ref)
     return out
-
-
-def iter_sources(inputs: Sequence[str]) -> Iterator[VideoRef]:
-    yield from collect_sources(inputs).refs
 
 
 def _expand(item: str, dropped: Counter) -> list[VideoRef]:

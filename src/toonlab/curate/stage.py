@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,12 +35,20 @@ class Resources:
 
 
 class Stage(Protocol):
+    """One step of the per-source pipeline. A stage may also define `max_instances(refs) -> int`: how many
+    parallel instances are useful for these sources (0: it has nothing to do), which an executor may use to
+    size its pool; without it, as many as the executor has workers."""
+
     name: str
     resources: Resources
 
     def setup(self) -> None: ...
 
     def process(self, item): ...
+
+
+# builds the pipeline in a worker; `threads` is how many CPU threads each worker may use (0: the libraries choose)
+PipelineFactory = Callable[[int], "Pipeline"]
 
 
 @dataclass

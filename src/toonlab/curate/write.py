@@ -1,5 +1,7 @@
 """Dataset output: per-shot parquet rows (Sakuga column names + ours), WebDataset shards, errors, stats.
 
+Shard layout (one sample per keyframe, fixed member names): see shards.py.
+
 Atomicity: a shard's tar and parquet are written under temporary names and renamed, then one ledger line
 records the shard and the sources it holds. The ledger is the truth: at start-up, shard files that no ledger
 line names (a run killed between rename and ledger) are deleted, and sources the ledger names are skipped.
@@ -9,7 +11,6 @@ So a run killed at any moment and rerun loses nothing and writes nothing twice.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tarfile
@@ -20,9 +21,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from toonlab.curate.pairs import is_pairs, to_pairs
 from toonlab.curate.records import RECORD_VERSION, Blob, SourceError, SourceResult
+from toonlab.curate.shards import CLIPS_DIR, add_member, keyframe_json, sample_key
 from toonlab.curate.stages.analyze.keyframes import dynamic_score, timing_label
 from toonlab.curate.stages.annotate import annotation_fields
+from toonlab.io import atomic_path, atomic_write
 
 LEDGER = "_ledger.jsonl"
 
@@ -84,8 +88,18 @@ def url_for(source: str) -> str:
     return Path(source).resolve().as_uri()
 
 
+def _pairs_columns() -> frozenset[str]:
+    return frozenset(f.name for f in dataset_schema() if is_pairs(f.type))
+
+
+def _stored(annotations: dict[str, object], pairs: frozenset[str]) -> dict[str, object]:
+    """Annotator values as the metadata stores them: mappings become lists of {"key", "value"}."""
+    return {k: to_pairs(v) if k in pairs else v for k, v in annotations.items()}
+
+
 def shot_rows(result: SourceResult, shard: str) -> list[dict]:
-    """One row per shot of a source, with the WebDataset key of its sample."""
+    """One row per shot of a source; `key` names the shot's samples in the shard (see shards.py)."""
+    pairs = _pairs_columns()
     probe = result.probe
     fps = probe.fps
     url = result.ref.url or url_for(result.ref.source)
@@ -123,7 +137,7 @@ def shot_rows(result: SourceResult, shard: str) -> list[dict]:
                 "shard": shard,
                 "key": f"{result.video_id}_{number:04d}",
                 "record_version": RECORD_VERSION,
-                **(result.annotations[position] if result.annotations else {}),
+                **(_stored(result.annotations[position], pairs) if result.annotations else {}),
             }
         )
     return rows
@@ -150,6 +164,7 @@ class Ledger:
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> source, for committed sources
     shards: set[str] = field(default_factory=set)
     errors: list[dict] = field(default_factory=list)
+    versions: set[int] = field(default_factory=set)  # record versions of the committed shards
 
     @classmethod
     def open(cls, path: Path) -> Ledger:
@@ -166,6 +181,7 @@ class Ledger:
     def _apply(self, entry: dict) -> None:
         if entry.get("kind") == "shard":
             self.shards.add(entry["shard"])
+            self.versions.add(entry.get("v", 1))
             for src in entry["sources"]:
                 self.done.add(src["source"])
                 self.hashes[src["sha256"]] = src["source"]
@@ -190,6 +206,7 @@ class DatasetWriter:
         self.meta_dir = self.out / "metadata"
         self.shard_dir = self.out / "shards"
         self.spool_dir = self.out / "_spool"  # workers' per-source files, consumed by add()
+        self.clip_dir = self.out / CLIPS_DIR  # made when the first clip file arrives
         for d in (self.meta_dir, self.shard_dir, self.spool_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger.open(self.out / LEDGER)
@@ -198,6 +215,7 @@ class DatasetWriter:
         self._remove_orphans()
         self._next = 1 + max((int(s) for s in self.ledger.shards), default=-1)
         self._tar: tarfile.TarFile | None = None
+        self._clips: tarfile.TarFile | None = None
         self._rows: list[dict] = []
         self._sources: list[dict] = []
         self._bytes = 0
@@ -205,8 +223,8 @@ class DatasetWriter:
     def _remove_orphans(self) -> None:
         for path in self.spool_dir.iterdir():  # left by a killed run
             path.unlink()
-        for folder in (self.meta_dir, self.shard_dir):
-            for path in folder.iterdir():
+        for folder in (self.meta_dir, self.shard_dir, self.clip_dir):
+            for path in folder.iterdir() if folder.is_dir() else ():
                 if path.name.split(".")[0] not in self.ledger.shards or path.name.endswith(".tmp"):
                     path.unlink()
 
@@ -223,16 +241,17 @@ class DatasetWriter:
         rows = shot_rows(result, self._shard)
         with open(result.spool, "rb") as spool:
             for position, row in enumerate(rows):
-                self._member(row["key"], "json", json.dumps(row, sort_keys=True).encode())
-                if row.get("text_description") is not None:  # the caption, as WebDataset's conventional txt
-                    self._member(row["key"], "txt", row["text_description"].encode())
-                for index in row["keyframe_indices"]:
+                for order, index in enumerate(row["keyframe_indices"]):
+                    key = sample_key(row["key"], index)
+                    self._member(self._tar, f"{key}.json", keyframe_json(row, order, index))
                     if index in result.images:  # absent when the run keeps no images
                         blob = result.images[index]
-                        self._member(row["key"], f"{index:06d}.{blob.ext}", _read(spool, blob))
+                        self._member(self._tar, f"{key}.{blob.ext}", _read(spool, blob))
                 if position in result.clips:
                     blob = result.clips[position]
-                    self._member(row["key"], blob.ext, _read(spool, blob))
+                    clip_json = json.dumps({"shot": row["key"], "identifier": row["identifier"]}).encode()
+                    self._member(self._clip_tar(), f"{row['key']}.json", clip_json)
+                    self._member(self._clip_tar(), f"{row['key']}.{blob.ext}", _read(spool, blob))
         result.spool.unlink()
         self._rows.extend(rows)
         self._sources.append(
@@ -245,12 +264,15 @@ class DatasetWriter:
         )
         return rows
 
-    def _member(self, key: str, ext: str, data: bytes) -> None:
-        info = tarfile.TarInfo(f"{key}.{ext}")
-        info.size = len(data)
-        info.mtime = 0
-        self._tar.addfile(info, io.BytesIO(data))
-        self._bytes += len(data) + 1024
+    def _member(self, tar: tarfile.TarFile, name: str, data: bytes) -> None:
+        self._bytes += add_member(tar, name, data)
+
+    def _clip_tar(self) -> tarfile.TarFile:
+        """The open shard's clip tar (`clips/<shard>.tar`), opened when its first clip arrives."""
+        if self._clips is None:
+            self.clip_dir.mkdir(exist_ok=True)
+            self._clips = tarfile.open(self.clip_dir / f"{self._shard}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
+        return self._clips
 
     def fail(self, error: SourceError) -> None:
         self.ledger.append({"kind": "error", "v": RECORD_VERSION, "time": time.time(), **error.__dict__})
@@ -264,15 +286,21 @@ class DatasetWriter:
         tar_tmp = self.shard_dir / f"{shard}.tar.tmp"
         with open(tar_tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        if self._clips is not None:
+            self._clips.close()
+            with open(self.clip_dir / f"{shard}.tar.tmp", "rb+") as fh:
+                os.fsync(fh.fileno())
         table = pa.Table.from_pylist(self._rows, schema=dataset_schema())
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         meta_tmp = self.meta_dir / f"{shard}.parquet.tmp"
         _fsync_write(meta_tmp, sink.getvalue().to_pybytes())
         os.replace(tar_tmp, self.shard_dir / f"{shard}.tar")
+        if self._clips is not None:
+            os.replace(self.clip_dir / f"{shard}.tar.tmp", self.clip_dir / f"{shard}.tar")
         os.replace(meta_tmp, self.meta_dir / f"{shard}.parquet")
         self.ledger.append({"kind": "shard", "v": RECORD_VERSION, "shard": shard, "sources": self._sources})
-        self._tar, self._rows, self._sources, self._bytes = None, [], [], 0
+        self._tar, self._clips, self._rows, self._sources, self._bytes = None, None, [], [], 0
         self._next += 1
 
     def close(self) -> None:
@@ -281,14 +309,9 @@ class DatasetWriter:
 
     def write_errors(self) -> None:
         table = pa.Table.from_pylist(self.ledger.errors, schema=ERROR_SCHEMA)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        tmp = self.out / "errors.parquet.tmp"
-        _fsync_write(tmp, sink.getvalue().to_pybytes())
-        os.replace(tmp, self.out / "errors.parquet")
+        with atomic_path(self.out / "errors.parquet") as tmp:
+            pq.write_table(table, tmp)
 
 
 def write_stats(out: Path, stats: dict) -> None:
-    tmp = Path(out) / "_stats.json.tmp"
-    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True))
-    os.replace(tmp, Path(out) / "_stats.json")
+    atomic_write(Path(out) / "_stats.json", json.dumps(stats, indent=2, sort_keys=True))

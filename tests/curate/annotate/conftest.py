@@ -11,6 +11,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from toonlab.curate.config import CurateConfig
+from toonlab.curate.pairs import as_dict
 from toonlab.curate.records import Probe, Shot, SourceResult, VideoRef
 from toonlab.curate.run import run_curate
 from toonlab.curate.stages.annotate.base import ShotView
@@ -188,7 +189,7 @@ def annotated_rows(tmp_path_factory, two_clips, clip_model, tagger_dir) -> list[
     options = {"aesthetic": {"clip_dir": str(clip_model[0]), "mlp_path": str(clip_model[1])}}
     options["tags"] = {"model_dir": str(tagger_dir)}
     stats = run_curate([str(c.path) for c in two_clips], out, CurateConfig(annotate=MINE, annotator_options=options))
-    assert stats["sources"]["failed"] == 0, stats["failed_by_stage"]
+    assert stats.sources.failed == 0, stats.failed_by_stage
     return rows_of(out)
 
 
@@ -210,7 +211,7 @@ def check_columns(annotated_rows, plain_rows):
         columns = [f.name for f in REGISTRY[name].columns]
         assert plain_rows and all(row[c] is None for row in plain_rows for c in columns)
         assert annotated_rows and all(row[c] is not None for row in annotated_rows for c in columns)
-        assert all(name in dict(row["annotation_models"]) for row in annotated_rows)
+        assert all(name in as_dict(row["annotation_models"]) for row in annotated_rows)
 
     return check
 

@@ -14,10 +14,9 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 
-from toonlab.curate.config import CurateConfig
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
+from toonlab.curate.stage import PipelineFactory
 
 _PIPELINE = None
 
@@ -36,14 +35,12 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _init_worker(config: CurateConfig, spool_dir: Path, decoder_threads: int, pool_worker: bool = False) -> None:
-    from toonlab.curate.run import build_pipeline
-
+def _init_worker(build: PipelineFactory, threads: int, pool_worker: bool = False) -> None:
     if pool_worker:
         _die_with_parent()
 
     global _PIPELINE
-    _PIPELINE = build_pipeline(config, spool_dir, decoder_threads)
+    _PIPELINE = build(threads)
     _PIPELINE.setup()
 
 
@@ -52,14 +49,14 @@ def _process(ref: VideoRef) -> SourceResult | SourceError:
 
 
 class LocalExecutor:
+    """Runs the pipeline `build` makes (a picklable factory: each pool worker builds its own)."""
+
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
 
-    def map(
-        self, config: CurateConfig, refs: Sequence[VideoRef], spool_dir: Path
-    ) -> Iterator[SourceResult | SourceError]:
+    def map(self, build: PipelineFactory, refs: Sequence[VideoRef]) -> Iterator[SourceResult | SourceError]:
         if self.workers == 1:
-            _init_worker(config, spool_dir, 0)
+            _init_worker(build, 0)
             for ref in refs:
                 yield _process(ref)
             return
@@ -67,11 +64,11 @@ class LocalExecutor:
         pending = deque(refs)
         suspects: list[VideoRef] = []
         while pending:  # a dead worker breaks the pool: start a new one for what is left
-            yield from self._pool_map((config, spool_dir, threads), pending, self.workers, suspects)
+            yield from self._pool_map((build, threads), pending, self.workers, suspects)
         for ref in suspects:  # in flight when a worker died: retry each alone to find the one that kills it
             alone = deque([ref])
             dead: list[VideoRef] = []
-            yield from self._pool_map((config, spool_dir, threads), alone, 1, dead)
+            yield from self._pool_map((build, threads), alone, 1, dead)
             for source in dead:
                 yield SourceError(source.source, "worker", "the worker process died while processing this source")
 

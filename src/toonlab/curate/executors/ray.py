@@ -1,16 +1,15 @@
 """Ray Data executor: the same pipeline stages, placed by their declared resources on a Ray cluster.
 
-`RayExecutor(workers).map(config, refs, spool_dir)` yields `SourceResult`/`SourceError` to the single writer in
+`RayExecutor(workers).map(build, refs)` yields `SourceResult`/`SourceError` to the single writer in
 the driver, exactly like `LocalExecutor`; ordering follows completion, not input.
 
 Mapping (the executor maps, it does not fork the logic):
-* the driver builds the pipeline once (`build_pipeline`) and cuts it into groups of consecutive stages with the
-  same `resources` (download: no CPU, network; analyze + annotate + clips: 1 CPU each; a GPU annotator would get
-  its own group). Each group is one `Dataset.map` over a fixed actor pool of `workers` actors with that group's
-  `num_cpus`/`num_gpus`, so `setup()` runs once per actor, as in a local worker process. A network-bound group
-  gets no more actors than the remote hosts have connection slots (downloads to one host are serialised and
-  paced anyway; the per-host lock files live in the download cache, so the pacing holds per machine), and none
-  when no source is remote;
+* the driver builds the pipeline once (`build(1)`: one thread per declared CPU) and cuts it into groups of
+  consecutive stages with the same `resources` (download: no CPU, network; analyze + annotate + clips: 1 CPU each; a
+  GPU annotator would get its own group). Each group is one `Dataset.map` over a fixed actor pool of `workers`
+  actors with that group's `num_cpus`/`num_gpus`, so `setup()` runs once per actor, as in a local worker process. A
+  group gets no more actors than its stages' `max_instances(refs)` (the download stage: the remote hosts' connection
+  slots), and is skipped when that is 0 (no remote source);
 * rows carry a pickled `InFlight` (the source, what the stages made of it so far, download seconds) from group
   to group and back to the driver; never decoded frames. A source that failed in a stage is an error record that
   later groups pass through;
@@ -35,13 +34,11 @@ from __future__ import annotations
 
 import logging
 import pickle
-import urllib.parse
 import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
-from toonlab.curate.config import CurateConfig
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
+from toonlab.curate.stage import InFlight, PipelineFactory
 from toonlab.extras import require
 
 _LOST = "the Ray worker died while processing this source (decoder crash or out of memory?)"
@@ -83,15 +80,11 @@ class RayExecutor:
         self.workers = workers
         self.address = address
 
-    def map(
-        self, config: CurateConfig, refs: Sequence[VideoRef], spool_dir: Path
-    ) -> Iterator[SourceResult | SourceError]:
+    def map(self, build: PipelineFactory, refs: Sequence[VideoRef]) -> Iterator[SourceResult | SourceError]:
         if not refs:
             return
         ray = require("ray")
         require("ray.data")
-        from toonlab.curate.run import build_pipeline
-        from toonlab.curate.stage import InFlight
 
         started_here = False
         if not ray.is_initialized():
@@ -102,12 +95,12 @@ class RayExecutor:
                 ray.init(num_cpus=self.workers, **kwargs)
             started_here = True
         try:
-            yield from self._run(ray, config, refs, Path(spool_dir).resolve(), build_pipeline, InFlight)
+            yield from self._run(ray, build(1), refs)  # one decoder thread per declared CPU
         finally:
             if started_here:
                 ray.shutdown()
 
-    def _run(self, ray, config, refs, spool_dir, build_pipeline, InFlight):  # noqa: N803 - a class passed in
+    def _run(self, ray, pipeline, refs):
         context = ray.data.DataContext.get_current()
         settings = {
             "max_errored_blocks": -1,  # a dead worker's block is dropped, handled below, and the run goes on
@@ -119,35 +112,33 @@ class RayExecutor:
             setattr(context, name, value)
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         try:
-            yield from self._rounds(ray, config, refs, spool_dir, build_pipeline, InFlight)
+            yield from self._rounds(ray, pipeline, refs)
         finally:
             for name, value in saved.items():
                 setattr(context, name, value)
 
-    def _rounds(self, ray, config, refs, spool_dir, build_pipeline, InFlight):  # noqa: N803
-        pipeline = build_pipeline(config, spool_dir, decoder_threads=1)  # one decoder thread per declared CPU
+    def _rounds(self, ray, pipeline, refs):
         indexed = list(enumerate(refs))
-        lost = yield from self._round(ray, config, pipeline, InFlight, indexed, in_flight=2)
+        lost = yield from self._round(ray, pipeline, indexed, in_flight=2)
         if lost:  # each again alone in its worker: only a source that kills its worker again fails
-            lost = yield from self._round(ray, config, pipeline, InFlight, lost, in_flight=1)
+            lost = yield from self._round(ray, pipeline, lost, in_flight=1)
         for _, ref in lost:
             yield SourceError(ref.source, "worker", _LOST)
 
-    def _round(self, ray, config, pipeline, InFlight, indexed, in_flight: int):  # noqa: N803
+    def _round(self, ray, pipeline, indexed, in_flight: int):
         """Run `indexed` (index, ref) pairs through the stage groups; yield outcomes; return the lost pairs."""
         rows = [
             {"index": i, "state": pickle.dumps(InFlight(ref, ref), protocol=pickle.HIGHEST_PROTOCOL)}
             for i, ref in indexed
         ]
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))  # one source per block
-        hosts = {urllib.parse.urlsplit(ref.url).netloc for _, ref in indexed if ref.url}
+        refs = [ref for _, ref in indexed]
         for start, end in stage_groups(pipeline.stages):
             resources = pipeline.stages[start].resources
-            actors = self.workers
-            if resources.network:  # more than the hosts' connection slots would only wait on the host locks
-                if not hosts:  # no remote source: the download stage would pass every row through untouched
-                    continue
-                actors = min(self.workers, len(hosts) * config.download.connections_per_host)
+            caps = [s.max_instances(refs) for s in pipeline.stages[start:end] if hasattr(s, "max_instances")]
+            actors = min([self.workers, *caps])
+            if actors == 0:  # nothing for this group to do (e.g. no remote source to download)
+                continue
             with warnings.catch_warnings():  # the retry settings have no named parameter yet (ray 2.60)
                 warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
                 dataset = dataset.map(

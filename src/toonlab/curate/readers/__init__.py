@@ -1,1 +1,1 @@
-"""Reading a curated dataset: the torch datasets and the static HTML report."""
+"""Reading a curated dataset: the PyTorch KeyframeDataset, a `datasets` view of whole shots, the HTML report."""

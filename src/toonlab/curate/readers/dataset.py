@@ -1,10 +1,11 @@
-"""Read a curated dataset: a PyTorch `IterableDataset` of keyframe tensors, and Hugging Face `datasets` helpers.
+"""Read a curated dataset: a PyTorch `IterableDataset` of shots as keyframe tensors.
 
-`KeyframeDataset` streams `OUT/shards/*.tar` (WebDataset layout: `<key>.json`, `<key>.<frame:06d>.<ext>`,
-`<key>.txt`) and yields, per shot, N keyframes chosen by a `FrameSampler`, resized and centre-cropped to a fixed
+`KeyframeDataset` streams `OUT/shards/*.tar` (one WebDataset sample per keyframe, see shards.py; datasets of record
+version 1 too) and yields, per shot, N keyframes chosen by a `FrameSampler`, resized and centre-cropped to a fixed
 size. Rows come from `OUT/metadata/<shard>.parquet` joined with the sidecar columns of global steps
-(`OUT/columns/*`: split, dup_cluster, ...), falling back to the shard's json. Work is split across DataLoader
-workers and distributed ranks so that every shot is read by exactly one consumer.
+(`OUT/columns/*`: split, dup_cluster, ...); a version-1 shard without its metadata file falls back to the row
+its json held. Work is split across DataLoader workers and distributed ranks so that every shot is read by
+exactly one consumer.
 
 Sampling rules (one class each): `UniformKeyframes` spreads N picks evenly over the unique drawings;
 `FirstKeyframes` takes the first N; `HoldWeighted` samples N evenly spaced instants of screen time and takes the
@@ -16,22 +17,18 @@ from __future__ import annotations
 
 import bisect
 import io
-import json
-import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import pyarrow.parquet as pq
 
+from toonlab.curate.shards import ShotSample, iter_shots
 from toonlab.curate.sidecar import read_shard
 from toonlab.extras import require
 
 _data = require("torch.utils.data")  # the module is a torch dataset; a missing torch names its extra
-
-IMAGE_EXTS = ("jpg", "jpeg", "webp", "png")
 
 
 class FrameSampler(Protocol):
@@ -98,24 +95,6 @@ def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return 0, 1
 
 
-def iter_samples(shard: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Stream one tar: (key, {extension: bytes}) per sample; members of a sample are consecutive."""
-    key, members = None, {}
-    with tarfile.open(shard, "r|") as tar:
-        for info in tar:
-            if not info.isfile():
-                continue
-            name = info.name.rsplit("/", 1)[-1]
-            this_key, _, ext = name.partition(".")  # keys are dot-free; extensions may hold dots (000012.jpg)
-            if this_key != key and key is not None:
-                yield key, members
-                members = {}
-            key = this_key
-            members[ext] = tar.extractfile(info).read()
-    if key is not None:
-        yield key, members
-
-
 def _shard_rows(out: Path, shard: Path) -> dict[str, dict]:
     """key -> metadata row (with sidecar columns such as `split`), or {} when the shard has no metadata file."""
     meta = out / "metadata" / f"{shard.name.split('.')[0]}.parquet"
@@ -163,41 +142,43 @@ class KeyframeDataset(_data.IterableDataset):
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         return self.rank * workers + worker, self.world_size * workers
 
-    def _assigned(self) -> Iterator[tuple[Path, str, dict[str, bytes]]]:
+    def _assigned(self) -> Iterator[tuple[Path, ShotSample]]:
         me, total = self._consumer()
         if len(self.shards) >= total:
             for shard in self.shards[me::total]:
-                for key, members in iter_samples(shard):
-                    yield shard, key, members
+                for shot in iter_shots(shard):
+                    yield shard, shot
             return
         position = 0
         for shard in self.shards:
-            for key, members in iter_samples(shard):
+            for shot in iter_shots(shard):
                 if position % total == me:
-                    yield shard, key, members
+                    yield shard, shot
                 position += 1
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rows: dict[str, dict] = {}
         current = None
-        for shard, key, members in self._assigned():
+        for shard, shot in self._assigned():
             if shard != current:
                 current, rows = shard, _shard_rows(self.out, shard)
-            row = rows.get(key) or json.loads(members["json"])
+            row = rows.get(shot.key) or (shot.doc if "keyframe_indices" in shot.doc else None)
+            if row is None:
+                raise ValueError(f"{shard}: shot {shot.key!r} has no row in its metadata file")
             if self.where is not None and not self.where(row):
                 continue
-            yield self._sample(key, row, members)
+            yield self._sample(shot, row)
 
-    def _sample(self, key: str, row: dict, members: dict[str, bytes]) -> dict[str, Any]:
+    def _sample(self, shot: ShotSample, row: dict) -> dict[str, Any]:
         torch = require("torch")
-        images = {int(ext.split(".")[0]): data for ext, data in members.items() if _is_frame(ext)}
+        key, images = shot.key, shot.images
         keyframes = [k for k in row["keyframe_indices"] if k in images]
         if not keyframes:
             raise ValueError(f"{key}: no keyframe images in the shard (was it curated with --image-format none?)")
         picks = [keyframes[p] for p in self.sampler(keyframes, row["end_frame"])]
         decoded = {k: self._decode(images[k]) for k in set(picks)}  # each drawing decoded once
         frames = torch.from_numpy(np.stack([decoded[k] for k in picks])).permute(0, 3, 1, 2).contiguous()
-        caption = members["txt"].decode() if "txt" in members else (row.get("text_description") or "")
+        caption = row.get("text_description") or shot.caption or ""
         return {
             "key": key,
             "frames": frames,  # (N, 3, H, W) uint8
@@ -215,11 +196,6 @@ class KeyframeDataset(_data.IterableDataset):
         return np.asarray(fitted)
 
 
-def _is_frame(ext: str) -> bool:
-    stem, _, kind = ext.partition(".")
-    return stem.isdigit() and kind.lower() in IMAGE_EXTS
-
-
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """Batch samples for a DataLoader: frames (B, N, 3, H, W), frame_indices (B, N); keys, captions, rows listed.
 
@@ -233,54 +209,3 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
         "caption": [s["caption"] for s in batch],
         "row": [s["row"] for s in batch],
     }
-
-
-def hf_metadata(out: Path | str, split: str = "train", cache_dir: Path | str | None = None):
-    """`datasets.load_dataset("parquet")` over `OUT/metadata/*.parquet`, without the map columns.
-
-    `datasets` has no feature type for arrow maps (`annotation_models`, `tag_scores`, ...), its parquet builder
-    infers features from the full file schema even when `columns=` leaves them out, and its cast cannot turn a
-    map into a list of pairs; so the kept columns and their features are passed explicitly. Read the map
-    columns with pyarrow or duckdb.
-    """
-    datasets, pa = require("datasets"), require("pyarrow")
-    files = sorted((Path(out) / "metadata").glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no metadata parquet in {Path(out) / 'metadata'}")
-    kept = pa.schema([field for field in pq.read_schema(files[0]) if not pa.types.is_map(field.type)])
-    return datasets.load_dataset(
-        "parquet",
-        data_files=[str(f) for f in files],
-        split=split,
-        columns=kept.names,
-        features=datasets.Features.from_arrow_schema(kept),
-        cache_dir=None if cache_dir is None else str(cache_dir),
-    )
-
-
-def hf_keyframes(out: Path | str, sampler: FrameSampler, size: tuple[int, int] = (224, 224)):
-    """A `datasets.IterableDataset` of {key, caption, row (json text), frames (list of PIL images)}.
-
-    `load_dataset("webdataset")` cannot read the shards: it requires every sample to have the same member
-    names, and ours name keyframes by frame number. This streams them through `KeyframeDataset` instead.
-    """
-    datasets, image_mod = require("datasets"), require("PIL.Image")
-
-    def generate():
-        for sample in KeyframeDataset(out, sampler, size):
-            yield {
-                "key": sample["key"],
-                "caption": sample["caption"],
-                "row": json.dumps(sample["row"], default=str),
-                "frames": [image_mod.fromarray(f) for f in sample["frames"].permute(0, 2, 3, 1).numpy()],
-            }
-
-    features = datasets.Features(
-        {
-            "key": datasets.Value("string"),
-            "caption": datasets.Value("string"),
-            "row": datasets.Value("string"),
-            "frames": datasets.Sequence(datasets.Image()),
-        }
-    )
-    return datasets.IterableDataset.from_generator(generate, features=features)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from fractions import Fraction
 
+from toonlab.curate.choices import ClipMode, choose
 from toonlab.curate.records import SourceResult
 from toonlab.curate.stage import Resources, StageError
 from toonlab.curate.stages.analyze.spool import Spool
@@ -21,9 +22,9 @@ class ClipStage:
     resources = Resources(cpus=1.0)
 
     def __init__(self, mode: str) -> None:
-        if mode not in ("copy", "encode"):
-            raise ValueError(f"clip mode must be 'copy' or 'encode', got {mode!r}")
-        self.mode = mode
+        self.mode = choose(ClipMode, mode, "clips")
+        if self.mode == ClipMode.none:
+            raise ValueError("a clip stage needs clips=copy or clips=encode")
 
     def setup(self) -> None:
         require("av")

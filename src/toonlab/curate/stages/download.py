@@ -28,7 +28,6 @@ import hashlib
 import http.client
 import json
 import os
-import random
 import re
 import socket
 import time
@@ -36,12 +35,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from toonlab.curate.records import VideoRef
 from toonlab.curate.stage import Resources, StageError
+from toonlab.io import GaveUp, retry
 
 USER_AGENT = "toonlab-curate/0.1 (research dataset curation; polite: one connection per host, paced)"
 _MD5_NAME = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -230,18 +230,21 @@ class Downloader:
             return Fetched(url, final, final.stat().st_size, cached=True, attempts=0)
         final.parent.mkdir(parents=True, exist_ok=True)
         cfg = self.config
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                size = self._attempt(url, final)
-                return Fetched(url, final, size, cached=False, attempts=attempt)
-            except DownloadError as exc:
-                if not exc.retryable or attempt > cfg.retries:
-                    tries = f" (gave up after {attempt} attempts)" if attempt > 1 else ""
-                    raise DownloadError(exc.reason + tries, exc.retryable, exc.status) from None
-                pause = min(cfg.backoff_max, cfg.backoff * 2 ** (attempt - 1)) * (1 + 0.25 * random.random())
-                time.sleep(max(pause, min(exc.wait, cfg.backoff_max)))
+        try:
+            size, attempts = retry(
+                lambda: self._attempt(url, final),
+                cfg.retries,
+                retryable=lambda exc: isinstance(exc, DownloadError) and exc.retryable,
+                backoff=cfg.backoff,
+                backoff_max=cfg.backoff_max,
+                wait_hint=lambda exc: exc.wait,
+            )
+        except GaveUp as stop:
+            if not isinstance(stop.error, DownloadError):
+                raise stop.error from None
+            exc, tries = stop.error, f" (gave up after {stop.attempts} attempts)" if stop.attempts > 1 else ""
+            raise DownloadError(exc.reason + tries, exc.retryable, exc.status) from None
+        return Fetched(url, final, size, cached=False, attempts=attempts)
 
     def _attempt(self, url: str, final: Path) -> int:
         cfg = self.config
@@ -380,6 +383,12 @@ class FetchStage:
     def setup(self) -> None:
         self._downloader = Downloader(self.config, self.cache_dir)
         remove_stale_parts(self.cache_dir)
+
+    def max_instances(self, refs: Sequence[VideoRef]) -> int:
+        """Instances worth running for `refs`: the hosts' connection slots (more would wait on the host locks);
+        0 when no source is remote."""
+        hosts = {urllib.parse.urlsplit(ref.url).netloc for ref in refs if ref.url}
+        return len(hosts) * self.config.connections_per_host
 
     def process(self, ref: VideoRef) -> VideoRef:
         if ref.url is None:

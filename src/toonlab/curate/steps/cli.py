@@ -1,4 +1,5 @@
-"""Global steps over a finished dataset: `toonlab dedup OUT`, `toonlab split OUT`, `toonlab export OUT --to DEST`.
+"""Global steps over a finished dataset: `toonlab dedup OUT`, `toonlab split OUT`, `toonlab export OUT --to DEST`,
+`toonlab export-sakuga OUT DEST.parquet`.
 
 Each reads the committed metadata and shards and writes beside them (sidecar columns, see sidecar.py) or to a new
 directory (export); none rewrites the dataset.
@@ -86,3 +87,17 @@ def export(
     for clause in stats["clauses"]:
         if stats["rows_in"] and clause["null"] == stats["rows_in"]:
             console.print(f"[yellow]warning:[/yellow] {clause['clause']!r} is null on every row (did its step run?)")
+
+
+def export_sakuga(
+    out: Annotated[Path, typer.Argument(help="Curated dataset directory.")],
+    dest: Annotated[Path, typer.Argument(help="Parquet file to write, in the Sakuga-42M release schema.")],
+) -> None:
+    """Export the metadata as the Sakuga-42M release's 26 columns (nulls where a value was not computed)."""
+    from toonlab.curate.steps.export_sakuga import export_sakuga as run_export
+
+    try:
+        rows = run_export(out, dest)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    console.print(f"wrote {rows} rows to {dest}")

@@ -35,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from toonlab.curate.card import write_card
+from toonlab.curate.shards import IMAGE_EXTS, SAMPLE_COLUMNS, frame_stem, split_name
 from toonlab.curate.sidecar import COLUMNS_DIR, metadata_files, write_sidecar
 from toonlab.extras import require
 
@@ -70,17 +72,18 @@ def _evenly(indices: Sequence[int], k: int) -> list[int]:
 
 
 def shard_hashes(tar_path: Path, rows: list[dict], frames: int) -> list[list[int]]:
-    """Per row (key, keyframe_indices): the pHashes of up to `frames` evenly spaced keyframe images in the shard."""
+    """Per row (key, keyframe_indices, record_version): the pHashes of up to `frames` evenly spaced keyframe images
+    in the shard."""
     cv2 = require("cv2")
     wanted: dict[str, int] = {}  # member name without extension -> row position
     for position, row in enumerate(rows):
         for index in _evenly(row["keyframe_indices"] or [], frames):
-            wanted[f"{row['key']}.{index:06d}"] = position
+            wanted[frame_stem(row["key"], index, row.get("record_version"))] = position
     hashes: list[list[int]] = [[] for _ in rows]
     with tarfile.open(tar_path) as tar:
         for member in tar:
-            stem = member.name.rsplit(".", 1)[0]
-            if stem in wanted and member.name.rsplit(".", 1)[-1] in ("jpg", "jpeg", "png", "webp"):
+            stem, ext = split_name(member.name)
+            if stem in wanted and ext in IMAGE_EXTS:
                 buf = np.frombuffer(tar.extractfile(member).read(), np.uint8)
                 image = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
                 value = phash(image) if image is not None else None
@@ -213,7 +216,9 @@ def run_dedup(out: Path, frames: int = 4, max_distance: int = 8, max_bucket: int
     hashes: list[list[int]] = []
     reused = 0
     for meta_file in metadata_files(out):
-        rows = pq.read_table(meta_file, columns=["identifier", "key", "keyframe_indices", "key_frame_number"])
+        names = pq.read_schema(meta_file).names
+        columns = ["identifier", "key_frame_number", *(c for c in SAMPLE_COLUMNS if c in names)]
+        rows = pq.read_table(meta_file, columns=columns)
         rows = rows.to_pylist()
         ids = [r["identifier"] for r in rows]
         cached = _cached_hashes(out, meta_file, ids, frames)
@@ -249,6 +254,7 @@ def run_dedup(out: Path, frames: int = 4, max_distance: int = 8, max_bucket: int
         offset += len(ids)
     params = {"frames": frames, "max_distance": max_distance, "max_bucket": max_bucket, "hash": "dct-phash-64"}
     write_sidecar(out, NAME, tables, params)
+    write_card(out)
     clusters = sum(1 for g in members.values() if len(g) > 1)
     return {
         "shots": len(identifiers),

@@ -17,7 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from toonlab.curate.sidecar import metadata_files
 from toonlab.curate.taxonomy_table import AXES, OTHERS, TABLE
+from toonlab.io import atomic_path
 
 SAKUGA_SCHEMA = pa.schema(
     [
@@ -150,10 +152,10 @@ def _pandas_metadata() -> bytes:
     ).encode()
 
 
-def _batches(metadata: Path) -> Iterator[list[dict]]:
+def _batches(out: Path) -> Iterator[list[dict]]:
     """Our rows, one record batch at a time, reading only the columns the release has."""
     wanted = set(SAKUGA_SCHEMA.names) - {"__index_level_0__"}
-    for path in sorted(Path(metadata).glob("*.parquet")):
+    for path in metadata_files(out):
         source = pq.ParquetFile(path)
         columns = [name for name in source.schema_arrow.names if name in wanted]
         for batch in source.iter_batches(batch_size=4096, columns=columns):
@@ -163,14 +165,13 @@ def _batches(metadata: Path) -> Iterator[list[dict]]:
 def export_sakuga(out: Path | str, dest: Path | str) -> int:
     """Write `out`'s metadata as one Sakuga-42M-schema parquet file at `dest`; returns the number of rows."""
     dest = Path(dest)
+    metadata_files(out)  # a clear error before anything is written when `out` is not a curated dataset
     dest.parent.mkdir(parents=True, exist_ok=True)
     schema = SAKUGA_SCHEMA.with_metadata({b"pandas": _pandas_metadata()})
-    tmp = dest.with_name(dest.name + ".tmp")
     count = 0
-    with pq.ParquetWriter(tmp, schema, compression="snappy") as writer:
-        for rows in _batches(Path(out) / "metadata"):
+    with atomic_path(dest) as tmp, pq.ParquetWriter(tmp, schema, compression="snappy") as writer:
+        for rows in _batches(Path(out)):
             table = pa.Table.from_pylist([sakuga_row(r, count + i) for i, r in enumerate(rows)], schema=schema)
             writer.write_table(table)
             count += len(rows)
-    tmp.replace(dest)
     return count

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from toonlab.curate.card import write_card
 from toonlab.curate.sidecar import COLUMNS_DIR, metadata_files, read_shard, write_sidecar
 from toonlab.curate.steps.dedup import NAME as DEDUP_NAME
 
@@ -85,6 +85,7 @@ def run_split(out: Path, val: float = 0.05, test: float = 0.05, seed: int = 0, g
         offset += n
     params = {"val": val, "test": test, "seed": seed, "grouped_by_dup_cluster": use_dups, "hash": "sha256"}
     write_sidecar(out, NAME, tables, params)
+    write_card(out)
     clips, group_counts = Counter(splits), Counter(per_group.values())
     return {
         "clips": {s: clips.get(s, 0) for s in SPLITS},
@@ -93,8 +94,3 @@ def run_split(out: Path, val: float = 0.05, test: float = 0.05, seed: int = 0, g
         "clip_fraction": {s: round(clips.get(s, 0) / max(1, len(splits)), 4) for s in SPLITS},
         "params": params,
     }
-
-
-def read_splits(out: Path) -> pa.Table:
-    """identifier, split, split_group over the whole dataset (for checks and loaders)."""
-    return pa.concat_tables(pq.read_table(p) for p in sorted((Path(out) / COLUMNS_DIR / NAME).glob("*.parquet")))

@@ -1,4 +1,4 @@
-"""`toonlab report OUT [--out DIR]` and `toonlab export-sakuga OUT DEST.parquet`: commands over a finished dataset."""
+"""`toonlab report OUT [--out DIR]`: the static HTML report of a finished dataset."""
 
 from __future__ import annotations
 
@@ -27,17 +27,3 @@ def report(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     print(index)
-
-
-def export_sakuga(
-    out: Annotated[Path, typer.Argument(help="Curated dataset directory.")],
-    dest: Annotated[Path, typer.Argument(help="Parquet file to write, in the Sakuga-42M release schema.")],
-) -> None:
-    """Export the metadata as the Sakuga-42M release's 26 columns (nulls where a value was not computed)."""
-    from toonlab.curate.steps.export_sakuga import export_sakuga as run_export
-
-    if not (out / "metadata").is_dir():
-        console.print(f"[red]error:[/red] {out} has no metadata/ folder: is it a `toonlab curate` output folder?")
-        raise typer.Exit(2)
-    rows = run_export(out, dest)
-    console.print(f"wrote {rows} rows to {dest}")

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from toonlab.curate.shards import IMAGE_EXTS, frame_stem, split_name
 from toonlab.extras import require
+from toonlab.io import safe_name
 
 
 @dataclass(frozen=True)
@@ -73,27 +75,28 @@ def tar_members(path: Path) -> Iterator[tuple[str, int, int]]:
 def extract_thumbnails(
     rows: list[dict], shards: Path, dest: Path, strip: int = 12, box: tuple[int, int] = (240, 180)
 ) -> dict[str, list[Thumb]]:
-    """key -> its strip's thumbnails written under `dest/thumbs/<key>/`; shots without stored images get []."""
-    wanted: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)  # shard -> key -> {member stem: hold}
+    """key -> its strip's thumbnails written under `dest/thumbs/<safe key>/`; shots without stored images get []."""
+    wanted: dict[str, dict[str, tuple[str, int, int]]] = defaultdict(dict)  # shard -> member stem -> (key, frame, hold)
     for row in rows:
         holds = _holds(row)
-        wanted[row["shard"]][row["key"]] = {f"{f:06d}": holds[f] for f in strip_frames(row["keyframe_indices"], strip)}
+        for f in strip_frames(row["keyframe_indices"], strip):
+            wanted[row["shard"]][frame_stem(row["key"], f, row.get("record_version"))] = (row["key"], f, holds[f])
     thumbs: dict[str, list[Thumb]] = {row["key"]: [] for row in rows}
-    for shard, keys in wanted.items():
-        path = shards / f"{shard}.tar"
+    for shard, stems in wanted.items():
+        path = shards / f"{safe_name(shard)}.tar"
         if not path.exists():
             continue
         with open(path, "rb") as fh:
             for name, offset, size in tar_members(path):
-                key, _, ext = name.rsplit("/", 1)[-1].partition(".")
-                stem, _, kind = ext.partition(".")
-                if key not in keys or stem not in keys[key] or kind not in ("jpg", "jpeg", "webp", "png"):
+                stem, ext = split_name(name)
+                if stem not in stems or ext not in IMAGE_EXTS:
                     continue
-                folder = dest / "thumbs" / key
-                folder.mkdir(parents=True, exist_ok=True)
+                key, frame, hold = stems[stem]
+                relative = f"thumbs/{safe_name(key)}/{frame:06d}.jpg"
+                (dest / relative).parent.mkdir(parents=True, exist_ok=True)
                 fh.seek(offset)
-                width, height = _thumbnail(fh.read(size), folder / f"{stem}.jpg", box)
-                thumbs[key].append(Thumb(int(stem), keys[key][stem], f"thumbs/{key}/{stem}.jpg", width, height))
+                width, height = _thumbnail(fh.read(size), dest / relative, box)
+                thumbs[key].append(Thumb(frame, hold, relative, width, height))
     for strip_ in thumbs.values():
         strip_.sort(key=lambda t: t.frame)
     return thumbs

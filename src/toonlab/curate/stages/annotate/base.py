@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import pyarrow as pa
 
+from toonlab.curate.pairs import pairs_type
 from toonlab.curate.records import Shot, SourceResult
 from toonlab.extras import require
 
@@ -87,7 +88,7 @@ class Annotator(Protocol):
         ...
 
 
-MODELS_COLUMN = pa.field("annotation_models", pa.map_(pa.string(), pa.string()))  # annotator -> model_id
+MODELS_COLUMN = pa.field("annotation_models", pairs_type(pa.string()))  # annotator -> model_id
 
 
 class AnnotateStage:

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import json
 import os
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from toonlab.extras import require
+from toonlab.io import GaveUp, retry
 
 
 class CaptionError(RuntimeError):
@@ -228,19 +228,30 @@ class OpenAIBackend:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(self.url, json.dumps(payload).encode(), headers, method="POST")
-        for attempt in range(self.retries + 1):
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return _reply_text(response.read())
-            except urllib.error.HTTPError as exc:
+
+        def post() -> bytes:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.read()
+
+        try:
+            body, _ = retry(post, self.retries, retryable=_server_side, backoff=0.5, backoff_max=8.0)
+        except GaveUp as stop:
+            exc = stop.error
+            if isinstance(exc, urllib.error.HTTPError):
                 reason = f"HTTP {exc.code} from {self.url}: {exc.read()[:200].decode('utf-8', 'replace')}"
-                if exc.code < 500 and exc.code != 429:
-                    raise CaptionError(reason) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            elif isinstance(exc, urllib.error.URLError | TimeoutError | ConnectionError):
                 reason = f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}"
-            if attempt < self.retries:
-                time.sleep(0.5 * 2**attempt)
-        raise CaptionError(f"{reason} (after {self.retries + 1} attempts)")
+            else:
+                raise exc from None
+            raise CaptionError(reason + (f" (after {stop.attempts} attempts)" if _server_side(exc) else "")) from None
+        return _reply_text(body)
+
+
+def _server_side(exc: Exception) -> bool:
+    """A failure worth retrying: 5xx or 429, a timeout, a refused or broken connection."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500 or exc.code == 429
+    return isinstance(exc, urllib.error.URLError | TimeoutError | ConnectionError)
 
 
 # ---- (b) local transformers image-to-text model -------------------------------------------------------------
@@ -301,4 +312,8 @@ class TransformersBackend:
         return Caption("; ".join(steps) + ".", raw)
 
 
-BACKENDS: dict[str, type] = {"template": TemplateBackend, "openai": OpenAIBackend, "transformers": TransformersBackend}
+BACKENDS: dict[str, type[CaptionBackend]] = {
+    "template": TemplateBackend,
+    "openai": OpenAIBackend,
+    "transformers": TransformersBackend,
+}

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from toonlab.curate.pairs import pairs_type
 from toonlab.curate.stages.annotate.aesthetic import file_sha8
 from toonlab.curate.stages.annotate.base import ShotView, evenly_spaced
 from toonlab.extras import require
@@ -60,9 +61,9 @@ class TaggerAnnotator:
     name = "tags"
     columns = (
         pa.field("anime_tags", pa.string()),
-        pa.field("tag_scores", pa.map_(pa.string(), pa.float64())),
+        pa.field("tag_scores", pairs_type(pa.float64())),
         pa.field("rating", pa.string()),
-        pa.field("rating_scores", pa.map_(pa.string(), pa.float64())),
+        pa.field("rating_scores", pairs_type(pa.float64())),
     )
 
     def __init__(

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from toonlab.curate.pairs import pairs_type
 from toonlab.curate.stages.annotate.base import ShotView
 from toonlab.curate.taxonomy_table import AXES, OTHERS, TABLE, TaxonomyClass
 
@@ -25,14 +26,18 @@ from toonlab.curate.taxonomy_table import AXES, OTHERS, TABLE, TaxonomyClass
 def tag_confidences(annotations: Mapping[str, Any]) -> dict[str, float] | None:
     """Tag -> confidence from the tagger's columns, whatever container the tagger used; None when it did not run.
 
-    `tag_scores` may be a dict, a list of (tag, score) pairs (pyarrow map as Python) or of {"tag", "score"} dicts.
+    `tag_scores` may be a dict, a list of {"key", "value"} dicts (as the metadata stores it), of (tag, score)
+    pairs (a version-1 arrow map as Python) or of {"tag", "score"} dicts.
     """
     scores = annotations.get("tag_scores")
     if scores is not None:
         if isinstance(scores, Mapping):
             items: Iterable = scores.items()
         else:
-            items = ((s["tag"], s["score"]) if isinstance(s, Mapping) else s for s in scores)
+            items = (
+                (s.get("key", s.get("tag")), s.get("value", s.get("score"))) if isinstance(s, Mapping) else s
+                for s in scores
+            )
         return {str(tag): float(score) for tag, score in items if score is not None}
     tags = annotations.get("anime_tags")
     if tags is None:
@@ -66,7 +71,7 @@ class TaxonomyAnnotator:
     columns = (
         *(pa.field(f"Taxonomy_{axis}", pa.string()) for axis in AXES),
         *(pa.field(f"Taxonomy_{axis}_label", pa.int8()) for axis in AXES),
-        pa.field("taxonomy_scores", pa.map_(pa.string(), pa.float32())),
+        pa.field("taxonomy_scores", pairs_type(pa.float32())),
     )
 
     def __init__(self, min_support: float = 0.35) -> None:

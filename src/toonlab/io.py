@@ -1,0 +1,96 @@
+"""The shared toolbelt: atomic writes (a file or a folder), retry with backoff, file names from untrusted text."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; on success it is fsynced and renamed over `path`, on an
+    exception removed. Readers see the old file or the new one, never a torn one, whatever kills the writer."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: concurrent writers never share
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path | str, data: bytes | str) -> Path:
+    """Write `data` (text as UTF-8) to `path` through `atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(path)
+
+
+def replace_dir(final: Path, built: Path) -> None:
+    """Swap the fully written folder `built` in at `final` (the old one, if any, is moved aside, then removed):
+    readers see the old folder or the new one. An empty `built` that does not exist removes `final`."""
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    if built.exists():
+        os.replace(built, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class GaveUp(Exception):
+    """`retry` stopped: `error` is the last failure, `attempts` how many calls were made."""
+
+    def __init__(self, error: Exception, attempts: int) -> None:
+        super().__init__(str(error))
+        self.error, self.attempts = error, attempts
+
+
+def retry(
+    call: Callable[[], T],
+    retries: int,
+    retryable: Callable[[Exception], bool],
+    backoff: float = 1.0,
+    backoff_max: float = 60.0,
+    wait_hint: Callable[[Exception], float] = lambda exc: 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[T, int]:
+    """`call()` until it returns; returns (its result, attempts made).
+
+    A failure `retryable` accepts is retried up to `retries` times, after `backoff * 2**(n - 1)` seconds (capped
+    at `backoff_max`, plus up to 25% jitter so clients do not retry in step) or after the failure's own hint
+    (`wait_hint`, e.g. an HTTP Retry-After) when that is longer. Any other failure, or the last one, raises
+    `GaveUp` carrying it."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call(), attempt
+        except Exception as exc:
+            if not retryable(exc) or attempt > retries:
+                raise GaveUp(exc, attempt) from exc
+            pause = min(backoff_max, backoff * 2 ** (attempt - 1)) * (1 + 0.25 * random.random())
+            sleep(max(pause, min(wait_hint(exc), backoff_max)))
+
+
+def safe_name(text: str, max_len: int = 80) -> str:
+    """A single path component made from untrusted text (a metadata key, a shard name): only `[A-Za-z0-9_-]`,
+    at most `max_len` characters, never empty, `.` or `..`. Text that had to change gets 8 hex digits of its
+    hash, so two different texts never share a name."""
+    cleaned = _UNSAFE.sub("_", text)[:max_len].strip("_")
+    if cleaned == text and cleaned:
+        return cleaned
+    return f"{cleaned[: max_len - 9] or 'x'}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"

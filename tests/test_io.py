@@ -1,0 +1,69 @@
+"""The shared toolbelt: atomic writes leave the old file or the new one, retry backs off and gives up, safe names."""
+
+from __future__ import annotations
+
+import pytest
+
+from toonlab.io import GaveUp, atomic_path, atomic_write, replace_dir, retry, safe_name
+
+
+def test_atomic_write_replaces_and_a_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "stats.json"
+    atomic_write(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half of the new")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["stats.json"]
+    atomic_write(target, b"new")
+    assert target.read_text() == "new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_replace_dir_swaps_whole_folders(tmp_path):
+    final, built = tmp_path / "columns", tmp_path / ".columns.tmp"
+    (final / "a").mkdir(parents=True)
+    (built / "b").mkdir(parents=True)
+    replace_dir(final, built)
+    assert [p.name for p in final.iterdir()] == ["b"] and sorted(p.name for p in tmp_path.iterdir()) == ["columns"]
+    replace_dir(final, tmp_path / "never-built")  # nothing built: the folder goes
+    assert not final.exists()
+
+
+class Flaky(Exception):
+    def __init__(self, retryable: bool, wait: float = 0.0) -> None:
+        self.retryable, self.wait = retryable, wait
+
+
+def _calls(failures: list[Exception]):
+    def call():
+        if failures:
+            raise failures.pop(0)
+        return "done"
+
+    return call
+
+
+def test_retry_backs_off_honours_hints_and_counts_attempts():
+    slept: list[float] = []
+    args = {"retryable": lambda e: e.retryable, "backoff": 1.0, "backoff_max": 10.0, "sleep": slept.append}
+    call = _calls([Flaky(True), Flaky(True, wait=7.0), Flaky(True)])
+    assert retry(call, 3, wait_hint=lambda e: e.wait, **args) == ("done", 4)
+    assert 1.0 <= slept[0] <= 1.25 and slept[1] == 7.0 and 4.0 <= slept[2] <= 5.0  # 1, hint 7 > 2, 4 (+jitter)
+    with pytest.raises(GaveUp) as stop:
+        retry(_calls([Flaky(True), Flaky(False)]), 5, **args)
+    assert stop.value.attempts == 2 and not stop.value.error.retryable  # a non-retryable failure stops at once
+    with pytest.raises(GaveUp) as stop:
+        retry(_calls([Flaky(True)] * 3), 2, **args)
+    assert stop.value.attempts == 3
+
+
+@pytest.mark.parametrize("text", ["../../etc/passwd", "/abs/key", "..", ".", "", "a" * 300, "ok_key-1", "é/x"])
+def test_safe_name_is_one_bounded_path_component(text):
+    name = safe_name(text)
+    assert (
+        name
+        and name not in (".", "..")
+        and len(name) <= 80
+        and set(name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+    )
+    assert (name == text) == (text == "ok_key-1")
+    assert safe_name("a/b") != safe_name("a_b")  # a changed text gets its hash: no two texts share a name
