@@ -8,7 +8,7 @@ MEDIA := $(or $(TOONLAB_MEDIA),.cache/media)
 DEMO  := out/demo
 LINTED := src tests benchmarks scripts
 
-.PHONY: setup media demo test lint format bench
+.PHONY: setup media demo test lint format bench tts-listen
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,13 @@ demo: setup
 	$(VENV)/bin/toonlab report $(DEMO)
 	@echo "demo dataset: $(DEMO) (README.md card, metadata/*.parquet, shards/*.tar, errors.parquet, _stats.json)"
 	@echo "demo report:  $(DEMO)/report/index.html"
+
+# Hear the TTS: small corpus, bounded resumable training (TTS_MINUTES), evaluation, listening page in $(TTS_OUT).
+TTS_OUT     := out/tts-listen
+TTS_MINUTES := 30
+tts-listen: setup
+	TOONLAB=$(VENV)/bin/toonlab bash scripts/tts_listen.sh $(TTS_OUT) $(TTS_MINUTES)
+	@echo "listening page: $(TTS_OUT)/page/index.html"
 
 test: setup
 	$(PY) -m pytest -q

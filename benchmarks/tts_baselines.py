@@ -59,19 +59,28 @@ def row(config: str, report: dict[str, Any], summary: dict[str, Any]) -> dict[st
     own = [v[sub]["accuracy"] for sub, v in probes.items() if sub in v]
     cross = [acc["accuracy"] for sub, v in probes.items() for attr, acc in v.items() if attr != sub]
     spk = control.get("speaker", {})
+    it = report.get("intelligibility", {})
+
+    def acc(attr: str, kind: str = "classifier") -> float | None:
+        return control.get(attr, {}).get(kind, {}).get("output", {}).get("accuracy")
+
+    def mean(v: dict[str, Any] | None) -> float | None:
+        return (v or {}).get("mean")
+
     return {
         "config": config,
         "what": BASELINES.get(config, config),
         "steps": summary.get("steps"),
         "train_minutes": summary.get("minutes_total", summary.get("minutes")),
-        "speaker_acc": spk.get("accuracy"),
-        "style_acc": control.get("style", {}).get("accuracy"),
-        "cos_speaker_ref": spk.get("cos_speaker_ref"),
-        "cos_other_ref": spk.get("cos_other_ref"),
-        "mcd_db": report["fidelity"]["mcd_db"],
-        "f0_rmse_hz": report["fidelity"]["f0_rmse_hz"],
-        "wer": report.get("intelligibility", {}).get("wer"),
-        "wer_real": report.get("intelligibility", {}).get("wer_real"),
+        "speaker_acc": acc("speaker"),
+        "style_acc": acc("style"),
+        "style_acc_model_free": acc("style", "model_free"),
+        "cos_speaker_ref": mean(spk.get("cos_speaker_ref")),
+        "cos_other_ref": mean(spk.get("cos_other_ref")),
+        "mcd_db": mean(report["fidelity"]["mcd_db"]),
+        "f0_rmse_hz": mean(report["fidelity"]["f0_rmse_hz"]),
+        "wer": it.get("output", {}).get("wer"),
+        "wer_real": it.get("vocoded", {}).get("wer"),
         "length_r_style_ref": report["length"].get("style", {}).get("pearson"),
         "length_partial_style_ref": report["length"].get("style", {}).get("partial"),
         "probe_own": sum(own) / len(own) if own else None,
@@ -86,14 +95,15 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         return f"{100 * x:.1f}%" if pct else f"{x:.2f}"
 
     head = (
-        "| model | steps | train min | speaker acc | style acc | cos spk ref / other ref | MCD dB | F0 RMSE Hz | "
-        "WER (real) | length r style ref (partial) | probe own / other |"
+        "| model | steps | train min | speaker acc | style acc (model-free) | cos spk ref / other ref | MCD dB | "
+        "F0 RMSE Hz | WER (vocoded real) | length r style ref (partial) | probe own / other |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
             f"| {r['what']} | {r['steps']} | {f(r['train_minutes'])} | {f(r['speaker_acc'], True)} | "
-            f"{f(r['style_acc'], True)} | {f(r['cos_speaker_ref'])} / {f(r['cos_other_ref'])} | {f(r['mcd_db'])} | "
+            f"{f(r['style_acc'], True)} ({f(r['style_acc_model_free'], True)}) | "
+            f"{f(r['cos_speaker_ref'])} / {f(r['cos_other_ref'])} | {f(r['mcd_db'])} | "
             f"{f(r['f0_rmse_hz'])} | {f(r['wer'], True)} ({f(r['wer_real'], True)}) | "
             f"{f(r['length_r_style_ref'])} ({f(r['length_partial_style_ref'])}) | "
             f"{f(r['probe_own'], True)} / {f(r['probe_other'], True)} |"

@@ -51,10 +51,36 @@ def test_griffin_lim_reconstructs_the_mel() -> None:
     out = GriffinLimVocoder(p, n_iter=16, power=1.0)(mel)
     assert out.shape[0] == (mel.shape[0] - 1) * p.hop_length
     assert out.abs().max() <= 1.0
-    # the output is rescaled, so compare the shapes of the mel magnitudes (correlation), frames 5.. -5
     a = torch.exp(mel_spectrogram(out, p))[5:-5].flatten()
     b = torch.exp(mel)[5:-5].flatten()
     assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.95
+
+
+def rms_db(wav: torch.Tensor) -> float:
+    return float(20 * torch.log10(wav.pow(2).mean().sqrt()))
+
+
+@pytest.mark.parametrize("power", [1.0, 1.5])
+def test_griffin_lim_keeps_the_level(power) -> None:
+    """No peak normalisation: a quiet and a loud clip stay 12 dB apart, each near its own level."""
+    p = AudioParams()
+    wav = sine(220.0) + 0.3 * sine(660.0) + 0.2 * sine(1500.0)
+    levels = []
+    for gain in (0.1, 0.4):
+        out = GriffinLimVocoder(p, n_iter=16, power=power)(mel_spectrogram(gain * wav, p))
+        levels.append((rms_db(out), rms_db(gain * wav[: out.shape[0]])))
+    (quiet, quiet_in), (loud, loud_in) = levels
+    assert abs((loud - quiet) - 20 * math.log10(4)) < 1.0
+    assert abs(quiet - quiet_in) < 3.0 and abs(loud - loud_in) < 3.0
+
+
+def test_vocoder_scales_down_only_to_avoid_clipping() -> None:
+    from toonlab.tts.audio import limit_peak
+
+    quiet = 0.2 * sine(300.0)
+    assert torch.equal(limit_peak(quiet), quiet)
+    loud = limit_peak(3.0 * sine(300.0))
+    assert float(loud.abs().max()) == pytest.approx(0.99, abs=1e-4)
 
 
 def test_wav_round_trip_and_resample(tmp_path) -> None:

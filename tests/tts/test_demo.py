@@ -46,7 +46,7 @@ def test_page_files(page):
     assert all((page / s).stat().st_size > 1000 for s in sources)
     text = index.read_text()
     assert "Control grid" in text and "Interpolation" in text and "Token weights" in text
-    assert "<table><tr><th>control</th>" in text and "img/confusion_style.png" in text
+    assert "<table><tr><th>judge</th>" in text and "degraded real" in text and "img/confusion_style.png" in text
 
 
 def test_page_in_headless_chromium(page, browser, tmp_path):

@@ -14,7 +14,8 @@ pytest.importorskip("sklearn")
 
 from toonlab.cli import app  # noqa: E402
 from toonlab.tts.classifiers import GE2E_JUDGE, NearestCentroid, probe_accuracy, select_judge  # noqa: E402
-from toonlab.tts.evaluate import RealAudio, build_judges, crossed_cases  # noqa: E402
+from toonlab.tts.evaluate import crossed_cases, style_sweeps  # noqa: E402
+from toonlab.tts.judging import RealAudio, build_judges  # noqa: E402
 from toonlab.tts.manifest import Corpus, write_manifest  # noqa: E402
 from toonlab.tts.real_corpora import import_corpus  # noqa: E402
 
@@ -70,39 +71,106 @@ def test_judges_on_real_hedgewars_voices(speech_dir, tmp_path):
     from toonlab.tts.classifiers import SpeakerEncoder
 
     corpus = Corpus.load(import_corpus("hedgewars", speech_dir / "hedgewars", tmp_path / "hw").parent)
-    judges = build_judges(RealAudio(corpus, AudioParams(), SpeakerEncoder(), tmp_path / "features"), 6, seed=0)
+    real = RealAudio(corpus, AudioParams(), SpeakerEncoder(), tmp_path / "features")
+    judges = build_judges({"real": real}, 6, seed=0, vocoded=False)
     speaker = judges.per_attribute["speaker"]
     assert speaker.name != GE2E_JUDGE and speaker.cv[speaker.name] > speaker.cv[GE2E_JUDGE] + 0.15
-    assert judges.held_out_accuracy["speaker"] >= 0.6
+    assert judges.held_out_accuracy["speaker"]["real"] >= 0.6
     assert judges.centroids is not None and judges.centroids.classes == corpus.labels("speaker")
 
 
 def test_evaluate_end_to_end(tone_corpus, micro_run, tmp_path):
     out = tmp_path / "eval"
     args = ["tts", "evaluate", str(micro_run), "--corpus", str(tone_corpus), "--out", str(out)]
-    result = CliRunner().invoke(app, [*args, "--cases", "4", "--per-cell", "2"])
+    result = CliRunner().invoke(app, [*args, "--cases", "4", "--per-cell", "2", "--sweeps", "2"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["cases"] == 4 and len((out / "cases.jsonl").read_text().splitlines()) == 4
     for attr in ("speaker", "style"):
         c = report["control"][attr]
-        assert 0 <= c["accuracy"] <= 1 and c["chance"] == pytest.approx(1 / (3 if attr == "speaker" else 2))
-        assert c["judge_held_out_accuracy"] >= 0.9  # the judges tell the real tone voices and styles apart
+        assert c["chance"] == pytest.approx(1 / (3 if attr == "speaker" else 2))
+        assert set(c["classifier"]) == {"output", "real", "vocoded", "degraded"}  # the control rows
+        for row in c["classifier"].values():
+            lo, hi = row["interval"]
+            assert row["n"] == 4 and 0 <= lo <= row["accuracy"] <= hi <= 1
+        assert set(c["judge_held_out"]) == {"real", "vocoded", "degraded"}
+        assert c["judge_held_out"]["vocoded"] >= 0.9  # the judges tell the vocoded tone voices and styles apart
         assert c["judge_cv_accuracy"][c["judge"]] == max(c["judge_cv_accuracy"].values())
         assert (out / c["confusion"]).read_bytes()[:4] == b"\x89PNG"
+    style = report["control"]["style"]
+    assert set(style["model_free"]) == {"output", "real", "vocoded", "degraded"} and "agreement" in style
+    assert style["model_free"]["real"]["accuracy"] >= 0.75  # loudness, rate and pitch separate the tone styles
+    assert "model_free" not in report["control"]["speaker"]
     assert {"cos_speaker_ref", "cos_other_ref", "cos_target_speaker_centroid"} <= set(report["control"]["speaker"])
-    assert report["fidelity"]["mcd_db"] > 0 and report["fidelity"]["mcd_vocoder_floor_db"] >= 0
-    assert 0 <= report["intelligibility"]["wer"] and 0 <= report["intelligibility"]["wer_real"]
+    measures = report["style_measures"]["style"]
+    assert set(measures["real"]) == {"calm", "lively"} and len(measures["spearman"]) == 4
+    lively, calm = measures["real"]["lively"], measures["real"]["calm"]
+    assert lively[0] > calm[0] and lively[2] > calm[2] and lively[3] > calm[3] + 3  # pitch, rate, gain (dB)
+    assert report["fidelity"]["mcd_db"]["mean"] > 0 and report["fidelity"]["mcd_vocoder_floor_db"]["mean"] >= 0
+    assert report["fidelity"]["rtf"]["mean"] > 0
+    assert set(report["intelligibility"]) == {"output", "real", "vocoded", "degraded"}
+    assert all(v["wer"] >= 0 for v in report["intelligibility"].values())
     assert set(report["length"]) == {"speaker", "style", "target"}
     assert set(report["probes"]) == {"speaker", "style"}  # one row per sub-encoder
     assert all(set(v) == {"speaker", "style"} for v in report["probes"].values())
     md = (out / "report.md").read_text()
-    assert "judge (training-split CV accuracy)" in md
-    for heading in ("| control |", "| fidelity |", "| WER (pocketsphinx) |", "| output duration vs |", "| probe:"):
-        assert heading in md and heading in result.output
+    for heading in (
+        "| judge | attribute |",
+        "| control (95% interval) |",
+        "degraded real",
+        "| fidelity |",
+        "| WER (pocketsphinx) [95%] |",
+        "| output duration vs |",
+        "| probe:",
+        "speaker-normalised",
+    ):
+        assert heading in md and heading in result.output  # fmt: skip
     assert len(list((out / "audio").glob("case*.wav"))) == 4
-    cached = list((tone_corpus / "features").glob("eval-real-*.pt"))
-    assert len(cached) == 1  # real-audio features are cached for the next evaluation
+    cached = sorted(p.name.split("-")[1] for p in (tone_corpus / "features").glob("eval-*.pt"))
+    assert cached == ["degraded", "real", "vocoded"]  # real-audio features are cached for the next evaluation
+
+
+def test_evaluate_resumes_after_an_interruption(tone_corpus, micro_run, tmp_path, monkeypatch):
+    from toonlab.tts import evaluate as ev
+
+    out = tmp_path / "eval"
+    calls = []
+    real_case_row = ev.case_row
+
+    class Killed(Exception):
+        pass
+
+    killed = []
+
+    def flaky(ctx, k, case, seed):
+        calls.append(k)
+        if k == 2 and not killed:
+            killed.append(k)
+            raise Killed  # the first run is killed during its third case
+        return real_case_row(ctx, k, case, seed)
+
+    monkeypatch.setattr(ev, "case_row", flaky)
+    with pytest.raises(Killed):
+        ev.evaluate(micro_run, tone_corpus, out, n_cases=4, per_cell=2, asr=False, n_sweeps=0)
+    with (out / "partial.jsonl").open("a") as f:
+        f.write('{"id": "case2", "row": {"tor')  # a torn last line
+    calls.clear()
+    report = ev.evaluate(micro_run, tone_corpus, out, n_cases=4, per_cell=2, asr=False, n_sweeps=0)
+    assert calls == [2, 3] and report["cases"] == 4  # the two finished cases were not redone
+    calls.clear()
+    ev.evaluate(micro_run, tone_corpus, out, n_cases=4, per_cell=3, asr=False, n_sweeps=0)
+    assert calls == [0, 1, 2, 3]  # other settings: a fresh start
+
+
+def test_style_sweeps_hold_sentence_and_voice(tone_corpus):
+    corpus = Corpus.load(tone_corpus)
+    sweeps = style_sweeps(corpus, 3, seed=1)
+    assert len(sweeps) == 3
+    for sw in sweeps:
+        assert set(sw.references) == set(sw.real) == {"calm", "lively"}
+        assert all(u.sentence_id != sw.real["calm"].sentence_id for u in sw.references.values())
+        assert sw.speaker_reference.attrs["speaker"] == sw.speaker
+        assert all(u.attrs["speaker"] == sw.speaker and u.text == sw.text for u in sw.real.values())
 
 
 def test_evaluate_errors_cleanly(tone_corpus, micro_run, tmp_path):

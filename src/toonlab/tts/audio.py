@@ -128,30 +128,46 @@ class Vocoder(Protocol):
     """Turns a (frames, n_mels) log-mel spectrogram into a (samples,) waveform at `sample_rate`."""
 
     sample_rate: int
+    name: str  # what the vocoder is, with its settings (names the cached features of its outputs)
 
     def __call__(self, log_mel: torch.Tensor) -> torch.Tensor: ...
 
 
 class GriffinLimVocoder:
-    """Default vocoder: mel pseudo-inverse, magnitude sharpened by `power`, then fast Griffin-Lim."""
+    """Default vocoder: mel pseudo-inverse, magnitude sharpened by `power`, then fast Griffin-Lim.
+
+    The level is kept: the sharpened magnitude is rescaled to the energy of the unsharpened one, and the waveform
+    is only scaled down when it would clip (peak above `CLIP_PEAK`), so a style's gain survives vocoding."""
 
     def __init__(self, params: AudioParams, n_iter: int = 32, power: float = 1.5) -> None:
         self.params = params
         self.sample_rate = params.sample_rate
         self.n_iter = n_iter
         self.power = power
+        self.name = f"Griffin-Lim ({n_iter} iterations, power {power})"
 
     @torch.no_grad()
     def __call__(self, log_mel: torch.Tensor) -> torch.Tensor:
-        magnitude = mel_to_linear(log_mel.float(), self.params) ** self.power
-        wav = griffin_lim(magnitude, self.params, n_iter=self.n_iter)
-        return wav / wav.abs().max().clamp(min=1e-4) * 0.95
+        linear = mel_to_linear(log_mel.float(), self.params)  # (frames, n_freq)
+        sharp = linear**self.power
+        sharp = sharp * (linear.norm() / sharp.norm().clamp(min=1e-12))
+        return limit_peak(griffin_lim(sharp, self.params, n_iter=self.n_iter))
+
+
+CLIP_PEAK = 0.99
+
+
+def limit_peak(wav: torch.Tensor, peak: float = CLIP_PEAK) -> torch.Tensor:
+    """Scale a waveform down only when its peak exceeds `peak` (never up: quiet stays quiet)."""
+    top = float(wav.abs().max()) if wav.numel() else 0.0
+    return wav * (peak / top) if top > peak else wav
 
 
 def load_wav(path: str | Path, sample_rate: int) -> torch.Tensor:
     """Read a mono waveform as float32 (samples,), resampled to `sample_rate` when the file differs.
 
-    An unreadable file (empty, truncated, not audio) is a ValueError naming it; a missing one a FileNotFoundError."""
+    An unreadable file (empty, truncated, not audio) or one with non-finite samples (NaN, inf) is a ValueError
+    naming it; a missing one a FileNotFoundError."""
     sf = require("soundfile")
     if not Path(path).is_file():
         raise FileNotFoundError(f"audio file {path} does not exist")
@@ -160,6 +176,8 @@ def load_wav(path: str | Path, sample_rate: int) -> torch.Tensor:
     except RuntimeError as exc:  # soundfile.LibsndfileError
         raise ValueError(f"{path}: unreadable audio ({exc})") from exc
     wav = data.mean(axis=1)
+    if not np.isfinite(wav).all():
+        raise ValueError(f"{path}: the audio has non-finite samples (NaN or inf)")
     if sr != sample_rate:
         librosa = require("librosa")
         wav = librosa.resample(wav, orig_sr=sr, target_sr=sample_rate)

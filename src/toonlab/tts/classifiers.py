@@ -5,7 +5,8 @@ and cross-validated probes on model embeddings.
   L2-normalised utterance embeddings.
 - `NearestCentroid`: class centroids of L2-normalised embeddings; predicts the class of highest cosine.
 - `FeatureClassifier`: standardised features -> multinomial logistic regression (scikit-learn).
-- `Recogniser`: pocketsphinx with its bundled en-us acoustic model, language model and dictionary.
+- `Recogniser`: pocketsphinx with its bundled en-us acoustic model, language model and dictionary; a fresh decoder
+  for every clip, so no adaptation state carries from one clip to the next.
 - `cv_accuracy` / `probe_accuracy`: stratified k-fold accuracy of a classifier (logistic regression for probes).
 - `Judge` / `select_judge`: the judge of one attribute, picked among candidate feature sets and classifiers by
   cross-validated accuracy on training audio only (GE2E suits clean voices; on short, effect-laden game voices
@@ -98,19 +99,26 @@ def cv_accuracy(
     make: Callable[[np.ndarray, Sequence[str]], Classifier],
     folds: int = 5,
     seed: int = 0,
+    groups: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Stratified k-fold accuracy of `make(features, labels)`, with the majority-class rate as chance (folds
-    shrink to the smallest class size)."""
+    shrink to the smallest class size). With `groups` (e.g. the utterance each augmented copy came from), the
+    copies of one group never fall on both sides of a fold."""
     model_selection = require("sklearn.model_selection")
     labels = np.asarray(labels)
     _, counts = np.unique(labels, return_counts=True)
     chance = float(counts.max() / counts.sum())
-    k = int(min(folds, counts.min()))
+    per_group = 1 if groups is None else max(1, len(labels) // len(set(groups)))
+    k = int(min(folds, counts.min() // per_group))
     if len(counts) < 2 or k < 2:
         return {"accuracy": float("nan"), "chance": chance, "folds": 0}
-    splitter = model_selection.StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    if groups is None:
+        splits = model_selection.StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(features, labels)
+    else:
+        splitter = model_selection.StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        splits = splitter.split(features, labels, groups=list(groups))
     hits = []
-    for train, test in splitter.split(features, labels):
+    for train, test in splits:
         clf = make(features[train], labels[train])
         hits.extend(p == t for p, t in zip(clf.predict(features[test]), labels[test], strict=True))
     return {"accuracy": float(np.mean(hits)), "chance": chance, "folds": k}
@@ -151,15 +159,19 @@ class Judge:
 
 
 def select_judge(
-    clips: Sequence[Mapping[str, Any]], labels: Sequence[str], prefer: Sequence[str], seed: int = 0
+    clips: Sequence[Mapping[str, Any]],
+    labels: Sequence[str],
+    prefer: Sequence[str],
+    seed: int = 0,
+    groups: Sequence[str] | None = None,
 ) -> Judge:
     """Fit the candidate with the best cross-validated accuracy on these (training) clips; ties go to the
-    earlier name in `prefer` (every candidate is tried, in `prefer` order first)."""
+    earlier name in `prefer` (every candidate is tried, in `prefer` order first). `groups` as in `cv_accuracy`."""
     order = [*prefer, *(n for n in JUDGE_CANDIDATES if n not in prefer)]
     cv = {}
     for name in order:
         keys, make = JUDGE_CANDIDATES[name]
-        cv[name] = cv_accuracy(stack_features(clips, keys), labels, make, seed=seed)["accuracy"]
+        cv[name] = cv_accuracy(stack_features(clips, keys), labels, make, seed=seed, groups=groups)["accuracy"]
     best = max(order, key=lambda n: (np.nan_to_num(cv[n], nan=-1.0), -order.index(n)))
     keys, make = JUDGE_CANDIDATES[best]
     return Judge(best, keys, make(stack_features(clips, keys), labels), cv)
@@ -171,16 +183,17 @@ class Recogniser:
     sample_rate = 16000
 
     def __init__(self) -> None:
-        pocketsphinx = require("pocketsphinx")
-        self.decoder = pocketsphinx.Decoder(samprate=self.sample_rate, loglevel="FATAL")
+        self._pocketsphinx = require("pocketsphinx")
 
     def transcribe(self, wav: np.ndarray, sample_rate: int) -> str:
+        """One clip -> its transcript, by a decoder built for this clip alone (no state from earlier clips)."""
         wav = np.asarray(wav, dtype=np.float32)
         if sample_rate != self.sample_rate:
             wav = require("librosa").resample(wav, orig_sr=sample_rate, target_sr=self.sample_rate)
         pcm = (np.clip(wav, -1, 1) * 32767).astype(np.int16).tobytes()
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm, full_utt=True)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
+        decoder = self._pocketsphinx.Decoder(samprate=self.sample_rate, loglevel="FATAL")
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
         return hyp.hypstr if hyp is not None else ""

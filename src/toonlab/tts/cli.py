@@ -178,21 +178,30 @@ def say(
     random_tokens: list[str] = typer.Option([], "--random", help="ATTR: random token weights (seeded)."),
     seed: int = typer.Option(0, "--seed", help="Seed for --random and the decoder's pre-net dropout."),
     griffin_lim_iters: int = typer.Option(32, "--gl-iters", help="Griffin-Lim iterations."),
+    max_chars: int = typer.Option(5000, "--max-chars", help="Refuse longer texts (spoken sentence by sentence)."),
+    vocoder: str = typer.Option(
+        "griffin-lim", "--vocoder", help="griffin-lim, world (needs pyworld) or a mel-to-linear file."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
 ) -> None:
     """Synthesise TEXT, setting each style attribute independently (unset attributes use the mean training
     embedding)."""
-    from toonlab.tts.synthesize import Synthesizer, parse_controls
+    from toonlab.tts.synthesize import Synthesizer, check_output, parse_controls, split_text
 
     try:
-        synth = Synthesizer.load(run, griffin_lim_iters=griffin_lim_iters, device=device)
+        check_output(output)
+        split_text(text, max_chars)
+        synth = Synthesizer.load(run, vocoder, griffin_lim_iters, device=device)
         controls = parse_controls(ref, tokens, interp, random_tokens, synth.params, seed)
-        result = synth.say(text, controls, seed=seed)
+        result = synth.say(text, controls, seed=seed, max_chars=max_chars)
     except (ValueError, KeyError, FileNotFoundError) as exc:  # bad text, style option, reference or run
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     synth.write(result, output)
-    typer.echo(f"{output}: {result.seconds:.2f} s of audio, {result.steps} decoder steps")
+    pieces = f" in {len(result.alignments)} pieces" if len(result.alignments) > 1 else ""
+    typer.echo(f"{output}: {result.seconds:.2f} s of audio, {result.steps} decoder steps{pieces}")
+    if result.hit_step_limit:
+        typer.echo("warning: a piece reached the decoder's step limit and was cut short", err=True)
 
 
 @app.command()
@@ -200,19 +209,25 @@ def evaluate(
     run: Path = typer.Argument(..., help="Run folder or checkpoint file."),
     corpus: Path = typer.Option(..., "--corpus", help="Corpus folder with held-out (test) utterances."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval)."),
-    cases: int = typer.Option(64, "--cases", help="Crossed cases to synthesise (seeded sample)."),
+    cases: int = typer.Option(128, "--cases", help="Crossed cases to synthesise (seeded sample)."),
+    sweeps: int = typer.Option(16, "--sweeps", help="Style sweeps (one sentence and voice, every style value)."),
+    cache: Path | None = typer.Option(None, "--cache", help="Real-audio feature cache (default: CORPUS/features)."),
     per_cell: int = typer.Option(12, "--per-cell", help="Real utterances per attribute combination for the judges."),
     seed: int = typer.Option(0, "--seed"),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Word error rate with pocketsphinx."),
     vocoded: bool = typer.Option(
         True, "--vocoded-judges/--real-judges", help="Build the judges from real audio through the model's vocoder."
     ),
+    vocoder: str = typer.Option(
+        "griffin-lim", "--vocoder", help="griffin-lim, world (needs pyworld) or a mel-to-linear file."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (synthesis only)."),
 ) -> None:
-    """Measure speaker/style control, fidelity, WER, length leakage and embedding probes on crossed cases."""
+    """Measure speaker/style control, fidelity, WER, length leakage and embedding probes on crossed cases, beside
+    real, vocoded and degraded real targets (resumes an interrupted run in OUT)."""
     from toonlab.tts.evaluate import run_cli
 
-    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded, device)
+    run_cli(run, corpus, out, cases, per_cell, seed, asr, vocoded, sweeps, vocoder, cache, device)
 
 
 @app.command()
@@ -222,17 +237,39 @@ def demo(
     out: Path = typer.Option(Path("page"), "--out", "-o", help="Page folder (index.html, audio/, img/)."),
     text: str | None = typer.Option(None, "--text", help="Sentence every clip says (default: a held-out one)."),
     eval_dir: Path | None = typer.Option(None, "--eval", help="Evaluation folder to show (default: RUN/eval)."),
+    vocoder: str = typer.Option(
+        "griffin-lim", "--vocoder", help="griffin-lim, world (needs pyworld) or a mel-to-linear file."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
 ) -> None:
     """Write a static listening page: control grid, interpolation, token weights, evaluation table."""
     from toonlab.tts.demo import build_demo
 
     try:
-        page = build_demo(run, corpus, out, text=text, eval_dir=eval_dir, device=device)
-    except ValueError as exc:
+        page = build_demo(run, corpus, out, text=text, eval_dir=eval_dir, vocoder=vocoder, device=device)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(page)
+
+
+@app.command("train-vocoder")
+def train_vocoder(
+    corpus: Path = typer.Option(..., "--corpus", help="Corpus folder whose training recordings it learns from."),
+    out: Path = typer.Option(..., "--out", "-o", help="Vocoder file to write (use it as --vocoder FILE)."),
+    minutes: float = typer.Option(4.0, "--minutes", help="Training time."),
+    clips: int = typer.Option(256, "--clips", help="Training recordings, spread over the attribute combinations."),
+) -> None:
+    """Fit the learned mel-to-linear network (used before Griffin-Lim) on a corpus's real recordings."""
+    from toonlab.tts.vocoders import train_vocoder_file
+
+    try:
+        info = train_vocoder_file(corpus, out, minutes, clips)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    took = f"{info['seconds'] / 60:.1f} min"
+    typer.echo(f"{out}: {info['steps']} steps on {info['clips']} clips in {took}, L1 {info['loss']:.3f}")
 
 
 @app.command("import-corpus")

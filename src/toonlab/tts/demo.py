@@ -138,11 +138,12 @@ def build_demo(
     text: str | None = None,
     eval_dir: Path | None = None,
     tokens: int = 4,
+    vocoder: str = "griffin-lim",
     device: str = "cpu",
 ) -> Path:
     """Synthesise the page's clips and write `out/index.html`; returns its path."""
     run = Path(run)
-    synth = Synthesizer.load(run, device=device)
+    synth = Synthesizer.load(run, vocoder, device=device)
     corpus = Corpus.load(corpus_dir)
     held_out = corpus.split("test") or corpus.utterances
     text = text or sorted(held_out, key=lambda u: u.id)[0].text
@@ -152,7 +153,7 @@ def build_demo(
     body = [
         f"<h1>Listening page: {html.escape(run.name)}</h1>",
         f"<p>Sub-encoders: <b>{html.escape(', '.join(synth.attributes))}</b>. Corpus: {html.escape(str(corpus.root))}. "
-        f"Every clip says: <i>{html.escape(text)}</i> (Griffin-Lim vocoder).</p>",
+        f"Every clip says: <i>{html.escape(text)}</i> (vocoder: {html.escape(synth.vocoder.name)}).</p>",
     ]
     missing = [a for a in (row_attr, col_attr) if a and a not in synth.attributes]
     if missing:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +58,7 @@ class F0Track:
     f0: np.ndarray  # (T,) Hz, YIN estimate in every frame
     voiced: np.ndarray  # (T,) bool
     rms_db: np.ndarray  # (T,) frame energy in dB relative to the clip's peak frame
+    peak_db: float = 0.0  # the peak frame's energy in dB re full scale (rms_db + peak_db = absolute level)
 
 
 def f0_track(wav: np.ndarray, sample_rate: int, hop_length: int, frame_length: int = 1024) -> F0Track:
@@ -70,9 +71,10 @@ def f0_track(wav: np.ndarray, sample_rate: int, hop_length: int, frame_length: i
     rms = librosa.feature.rms(y=wav, frame_length=frame_length, hop_length=hop_length)[0]
     zcr = librosa.feature.zero_crossing_rate(wav, frame_length=frame_length, hop_length=hop_length)[0]
     n = min(len(f0), len(rms), len(zcr))
-    rms_db = 20 * np.log10(np.maximum(rms[:n], 1e-8) / max(float(rms[:n].max()), 1e-8))
+    peak = max(float(rms[:n].max()), 1e-8)
+    rms_db = 20 * np.log10(np.maximum(rms[:n], 1e-8) / peak)
     voiced = (rms_db > -VOICED_DB) & (zcr[:n] < VOICED_ZCR)
-    return F0Track(f0[:n], voiced, rms_db)
+    return F0Track(f0[:n], voiced, rms_db, float(20 * np.log10(peak)))
 
 
 def f0_rmse(ref: F0Track, syn: F0Track, path: np.ndarray) -> float:
@@ -163,3 +165,47 @@ def style_features(wav: np.ndarray, log_mel: np.ndarray, text: str, sample_rate:
         flux,
     ]
     return np.concatenate([np.asarray(prosody, np.float64), log_mel.mean(0), log_mel.std(0)])
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Rank correlation (average ranks for ties); NaN when either side is constant or shorter than 3."""
+    from scipy.stats import rankdata
+
+    return pearson(rankdata(x), rankdata(y))
+
+
+# ---------------------------------------------------------------- intervals (95%)
+
+Z95 = 1.959964
+
+
+def wilson_interval(hits: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion hits / n."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = hits / n
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2)) / (1 + Z95**2 / n)
+    return (0.0 if hits == 0 else centre - half), (1.0 if hits == n else centre + half)
+
+
+def correlation_interval(r: float, n: int, controls: int = 0) -> tuple[float, float]:
+    """95% Fisher-z interval of a (partial) correlation over n pairs with `controls` variables partialled out."""
+    if r != r or n - controls <= 3:
+        return float("nan"), float("nan")
+    z, half = math.atanh(max(-0.999999, min(0.999999, r))), Z95 / math.sqrt(n - controls - 3)
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+def bootstrap_interval(
+    stat: Callable[[np.ndarray], float], n: int, resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile bootstrap interval of `stat(indices)` over n cases resampled with replacement."""
+    if n < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = np.array([stat(rng.integers(0, n, n)) for _ in range(resamples)], float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
