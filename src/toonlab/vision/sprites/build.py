@@ -179,16 +179,16 @@ def build(
 ) -> dict:
     """All four steps; returns the counts of each (clips, shots, characters, split sizes, test queries)."""
     from toonlab.curate.config import CurateConfig
-    from toonlab.curate.dedup import run_dedup
-    from toonlab.curate.pipeline import run_curate
-    from toonlab.curate.split import run_split
+    from toonlab.curate.run import run_curate
+    from toonlab.curate.steps.dedup import run_dedup
+    from toonlab.curate.steps.split import run_split
 
     out = Path(out)
     stats = {"render": render_dataset(root, out, config, on_total, on_done)}
     stats["curate"] = run_curate([str(out / CLIPS_DIR)], out, CurateConfig(), workers=max(1, config.workers))
     stats["labels"] = labels.attach(out)
     stats["dedup"] = run_dedup(out)
-    stats["split"] = run_split(out, val, test, seed)
+    stats["split"] = run_split(out, val, test, seed, group_by="character")
     stats["summary"] = summarize(out)
     return stats
 
