@@ -14,7 +14,7 @@ from toonlab.curate.sidecar import metadata_files, write_sidecar
 
 NAME = "sprite_labels"
 LABELS_FILE = "sprite_labels.parquet"
-LABEL_COLUMNS = ("character", "variant", "kind", "action", "direction", "package", "licence")
+LABEL_COLUMNS = ("character", "character_group", "variant", "kind", "action", "direction", "package", "licence")
 OPTIONAL_COLUMNS = ("attack", "attack_range", "attack_type")
 SCHEMA = pa.schema(
     [("clip_id", pa.string())]
