@@ -53,6 +53,11 @@ UNIT_CFG = """#textdomain wesnoth-units
             [/frame]
         [/else]
     [/attack_anim]
+    [standing_anim]
+        [frame]
+            image="/etc/passwd:100,../../../b.png:100,units/test/a.png:100,units/test/c.png:100"
+        [/frame]
+    [/standing_anim]
     [idle_anim]
         direction=ne
         [frame]

@@ -52,6 +52,7 @@ def test_wesnoth_unit_animations(sprite_root):
     assert female.labels["character"] == "Zorblax Thunderfoot" and female.labels["variant"] == "female"
     # the macro's defence is a 250 ms hold between two 1 ms frames: two distinct drawings, left out (< 3)
     assert not any(a.labels["action"] == "defending" for a in anims.values())
+    assert not any(a.labels["action"] == "standing" for a in anims.values())  # paths outside the image folder
 
 
 def test_supertux_actions(sprite_root):

@@ -249,7 +249,7 @@ def _drawings(items: list[tuple[str, bool, float]], images: Path) -> list[Drawin
     out = []
     for path, flip, ms in items:
         file = images / path
-        if not path or ".." in Path(path).parts or not file.is_file():
+        if not path or ".." in Path(path).parts or Path(path).is_absolute() or not file.is_file():
             return None
         out.append(Drawing(file, ms, flip))
     return out
