@@ -1,0 +1,108 @@
+"""Inputs to a model's trained part: frozen-prefix outputs computed once (and cached on disk), or raw frames.
+
+`VideoInputs` holds, per distinct drawing of a split, the video tower's prefix output when that prefix does
+work (frozen or partially frozen towers), else the uint8 frames, whose prefix (a dtype conversion) runs per batch.
+`take(idx, reverse)` returns the (B, N, ...) inputs of shots `idx`, playback reversed when asked. `TextInputs`
+holds the text prefix output of every distinct caption (tokens when the tower is trained whole).
+
+Disk cache: `cache_dir/features-<key>.pt`, keyed by the tower, its mode and cut, the frame size, the split's
+content and, for randomly initialised towers, the seed. Loaded with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from toonlab.vision.data import ShotSet
+
+CHUNK = 64
+
+
+def take(state: Any, idx: torch.Tensor) -> Any:
+    """Index a tensor or a tuple of tensors along dim 0."""
+    if isinstance(state, tuple):
+        return tuple(s[idx] for s in state)
+    return state[idx]
+
+
+def to_device(state: Any, device: torch.device) -> Any:
+    if isinstance(state, tuple):
+        return tuple(s.to(device) for s in state)
+    return state.to(device)
+
+
+def _chunked(fn: Callable[[Any], Any], state: Any, n: int, device: torch.device) -> Any:
+    outs = [
+        to_device(fn(to_device(take(state, torch.arange(i, min(n, i + CHUNK))), device)), "cpu")
+        for i in range(0, n, CHUNK)
+    ]
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat([o[k] for o in outs]) for k in range(len(outs[0])))
+    return torch.cat(outs)
+
+
+def _cached(cache_dir: Path | None, key: dict, compute: Callable[[], Any]) -> Any:
+    if cache_dir is None:
+        return compute()
+    path = Path(cache_dir) / f"features-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.pt"
+    if path.exists():
+        return torch.load(path, map_location="cpu", weights_only=True)["state"]
+    state = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save({"key": key, "state": state}, tmp)
+    os.replace(tmp, path)
+    return state
+
+
+def _split_digest(shots: ShotSet) -> str:
+    return hashlib.sha256(("\n".join(shots.keys) + f"|{tuple(shots.frames.shape)}").encode()).hexdigest()[:16]
+
+
+@dataclass
+class VideoInputs:
+    store: torch.Tensor  # (F, ...) prefix outputs, or (F, 3, H, W) uint8 frames when not cached
+    index: torch.Tensor  # (S, N)
+    cached: bool
+
+    def take(self, encoder: torch.nn.Module, idx: torch.Tensor, device: torch.device, reverse: bool = False):
+        """(B, N, ...) suffix inputs and the (B, N) frame mask for shots `idx`."""
+        index = self.index[idx]
+        if reverse:
+            index = index.flip(1)
+        h = self.store[index].to(device)  # (B, N, ...)
+        if not self.cached:
+            flat = encoder.prefix(h.flatten(0, 1))
+            h = flat.view(*index.shape, *flat.shape[1:])
+        return h, torch.ones(index.shape, dtype=torch.bool, device=device)
+
+
+def video_inputs(
+    encoder: torch.nn.Module, shots: ShotSet, device: torch.device, cache_dir: Path | None, key: dict
+) -> VideoInputs:
+    if not encoder.cached:
+        return VideoInputs(shots.frames, shots.index, cached=False)
+    key = {**key, "split": _split_digest(shots), "kind": "video"}
+    encoder.eval()
+    store = _cached(cache_dir, key, lambda: _chunked(encoder.prefix, shots.frames, len(shots.frames), device))
+    return VideoInputs(store, shots.index, cached=True)
+
+
+def text_inputs(
+    encoder: torch.nn.Module, captions: list[str], device: torch.device, cache_dir: Path | None, key: dict
+) -> Any:
+    """The text prefix state of every distinct caption ((U, D), or (hidden, mask), or (ids, mask))."""
+    tokens = encoder.tower.tokenize(captions)
+    if not encoder.cached:
+        return tokens
+    key = {**key, "captions": hashlib.sha256("\n".join(captions).encode()).hexdigest()[:16], "kind": "text"}
+    encoder.eval()
+    return _cached(cache_dir, key, lambda: _chunked(encoder.tower.prefix, tokens, len(captions), device))
