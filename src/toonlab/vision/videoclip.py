@@ -28,7 +28,7 @@ class TemporalTransformer(nn.Module):
 
     def __init__(self, width: int, layers: int, heads: int, max_frames: int) -> None:
         super().__init__()
-        self.positions = nn.Parameter(torch.zeros(max_frames, width))
+        self.positions = nn.Parameter(torch.randn(max_frames, width) * 0.02)  # random: zeros would start order-blind
         layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.1, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
