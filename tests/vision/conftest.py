@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pyarrow as pa
 import pytest
 
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.pipeline import run_curate
+from toonlab.curate.run import run_curate
 from toonlab.curate.sidecar import metadata_files, read_shard, write_sidecar
-from toonlab.curate.synth import ShotSpec, write_clip
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "curate"))  # the synthetic-clip maker lives there
+from synth import ShotSpec, write_clip  # noqa: E402
 
 KINDS = ("knight", "blob", "bird")
 ACTIONS = ("walk", "attack")

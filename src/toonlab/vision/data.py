@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from toonlab.curate.dataset import SAMPLERS, KeyframeDataset
+from toonlab.curate.readers.dataset import SAMPLERS, KeyframeDataset
 from toonlab.curate.sidecar import COLUMNS_DIR, metadata_files
 
 FORMAT = 1
