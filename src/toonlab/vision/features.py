@@ -6,7 +6,8 @@ work (frozen or partially frozen towers), else the uint8 frames, whose prefix (a
 holds the text prefix output of every distinct caption (tokens when the tower is trained whole).
 
 Disk cache: `cache_dir/features-<key>.pt`, keyed by the tower, its mode and cut, the frame size, the split's
-content and, for randomly initialised towers, the seed. Loaded with `weights_only=True`.
+content and, for randomly initialised towers, the seed. Loaded with `weights_only=True`. It is built in parts
+that are saved as they finish, so an interrupted build resumes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,8 @@ import torch
 
 from toonlab.vision.data import ShotSet
 
-CHUNK = 64
+CHUNK = 64  # rows per forward pass
+PART = 2048  # rows per saved part of a cache being built
 
 
 def take(state: Any, idx: torch.Tensor) -> Any:
@@ -39,28 +42,50 @@ def to_device(state: Any, device: torch.device) -> Any:
     return state.to(device)
 
 
-def _chunked(fn: Callable[[Any], Any], state: Any, n: int, device: torch.device) -> Any:
-    outs = [
-        to_device(fn(to_device(take(state, torch.arange(i, min(n, i + CHUNK))), device)), "cpu")
-        for i in range(0, n, CHUNK)
-    ]
+def _cat(outs: list[Any]) -> Any:
     if isinstance(outs[0], tuple):
         return tuple(torch.cat([o[k] for o in outs]) for k in range(len(outs[0])))
     return torch.cat(outs)
 
 
-def _cached(cache_dir: Path | None, key: dict, compute: Callable[[], Any]) -> Any:
+def _run_chunks(fn: Callable[[Any], Any], state: Any, start: int, stop: int, device: torch.device) -> Any:
+    """fn over rows [start, stop) of `state`, CHUNK rows at a time, results on the CPU."""
+    outs = []
+    for i in range(start, stop, CHUNK):
+        rows = torch.arange(i, min(stop, i + CHUNK))
+        outs.append(to_device(fn(to_device(take(state, rows), device)), "cpu"))
+    return _cat(outs)
+
+
+def _save(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def prefix_outputs(
+    fn: Callable[[Any], Any], state: Any, n: int, device: torch.device, cache_dir: Path | None, key: dict
+) -> Any:
+    """fn over all n rows of `state`. With a cache folder the result is kept, and computed in parts of PART rows
+    saved as they finish, so a run stopped part-way resumes from the last finished part."""
     if cache_dir is None:
-        return compute()
-    path = Path(cache_dir) / f"features-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.pt"
+        return _run_chunks(fn, state, 0, n, device)
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"features-{name}.pt"
     if path.exists():
         return torch.load(path, map_location="cpu", weights_only=True)["state"]
-    state = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"key": key, "state": state}, tmp)
-    os.replace(tmp, path)
-    return state
+    parts_dir = Path(cache_dir) / f".features-{name}.parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for start in range(0, n, PART):
+        part = parts_dir / f"{start:09d}.pt"
+        if not part.exists():
+            _save(part, {"state": _run_chunks(fn, state, start, min(n, start + PART), device)})
+        parts.append(torch.load(part, map_location="cpu", weights_only=True)["state"])
+    result = _cat(parts)
+    _save(path, {"key": key, "state": result})
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return result
 
 
 def _split_digest(shots: ShotSet) -> str:
@@ -92,7 +117,7 @@ def video_inputs(
         return VideoInputs(shots.frames, shots.index, cached=False)
     key = {**key, "split": _split_digest(shots), "kind": "video"}
     encoder.eval()
-    store = _cached(cache_dir, key, lambda: _chunked(encoder.prefix, shots.frames, len(shots.frames), device))
+    store = prefix_outputs(encoder.prefix, shots.frames, len(shots.frames), device, cache_dir, key)
     return VideoInputs(store, shots.index, cached=True)
 
 
@@ -105,4 +130,4 @@ def text_inputs(
         return tokens
     key = {**key, "captions": hashlib.sha256("\n".join(captions).encode()).hexdigest()[:16], "kind": "text"}
     encoder.eval()
-    return _cached(cache_dir, key, lambda: _chunked(encoder.tower.prefix, tokens, len(captions), device))
+    return prefix_outputs(encoder.tower.prefix, tokens, len(captions), device, cache_dir, key)

@@ -4,7 +4,8 @@ Read top to bottom: place the process (CPU, CUDA, or a `torchrun` rank with gloo
 val splits, build the task's model from its `ModelConfig`, restore `RUN/checkpoint.pt` when present, cache
 the frozen towers' outputs, then step: a global batch drawn from (seed, step) so a resumed run draws the same
 batches, each rank taking its slice; bf16 autocast on CUDA; AdamW with warm-up and cosine decay, pretrained
-tower layers at `tower_lr`. Every `eval_every` steps and at the end: val metrics and a checkpoint.
+tower layers at `tower_lr`. Every `eval_every` steps and at the end: val metrics; a checkpoint then and every
+`checkpoint_every` steps.
 
 Run folder: `checkpoint.pt` (configs, class names, trained weights, optimizer, step; loads with
 `weights_only=True`; the frozen layers of shipped pretrained towers are not stored, they reload from their
@@ -46,6 +47,7 @@ class TrainConfig:
     warmup: int = 20
     seed: int = 0
     eval_every: int = 100
+    checkpoint_every: int = 50  # also at every evaluation
     log_every: int = 10
     caption_column: str = "caption"
     labels: tuple[str, ...] = ()  # classify: label columns
@@ -240,13 +242,14 @@ def train(
             on_step(step, tc.steps, value)
         if step % tc.log_every == 0:
             _log(out, rank, {"step": step, "loss": value, "lr": optimizer.param_groups[0]["lr"]})
-        if step % tc.eval_every == 0 or step == tc.steps:
+        evaluate = step % tc.eval_every == 0 or step == tc.steps
+        if evaluate:
             metrics, _ = task.evaluate(unwrap(wrapped), prepared["val"], dev)
             _log(out, rank, {"step": step, "split": "val", **metrics})
+        if (evaluate or step % tc.checkpoint_every == 0) and rank == 0:
+            state = {"model": trainable_state(model), "optimizer": optimizer.state_dict(), "step": step}
             elapsed = seconds + time.monotonic() - started
-            if rank == 0:
-                state = {"model": trainable_state(model), "optimizer": optimizer.state_dict(), "step": step}
-                save_checkpoint(out / CHECKPOINT, _payload(task, model_config, tc, state, elapsed))
+            save_checkpoint(out / CHECKPOINT, _payload(task, model_config, tc, state, elapsed))
     if not metrics and payload is not None:  # resumed a finished run
         metrics, _ = task.evaluate(model, prepared["val"], dev)
     return metrics
