@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from torch import nn
 
+from toonlab.vision.classifier import VideoClassifier
 from toonlab.vision.towers import build_frame_tower, build_text_tower
-from toonlab.vision.videoclip import FrameVideoEncoder, TextEncoder, VideoClassifier, VideoCLIP
+from toonlab.vision.videoclip import FrameVideoEncoder, TextEncoder, VideoCLIP
 
 
 @dataclass(frozen=True)
