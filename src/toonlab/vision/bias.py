@@ -231,4 +231,10 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"[{p['lo']:+.1f}, {p['hi']:+.1f}] (seeds pooled); per seed: {seeds}; "
             f"interval excludes 0 in every seed: {primary['excludes_zero_in_every_seed']}.",
         ]
+    chosen = "; ".join(
+        f"{row.split(' ')[0]}: " + ", ".join(f"{t} {lr:g}" for t, lr in lrs.items())
+        for row, lrs in result["chosen_lr"].items()
+    )
+    if chosen:
+        lines += ["", f"Learning rates chosen on val (rows {chosen})."]
     return "\n".join(lines) + "\n"

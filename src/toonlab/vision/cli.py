@@ -208,5 +208,5 @@ def bias_command(
         result = run_bias(data, out, bc, device, log=lambda m: console.print(f"[dim]{m}[/dim]"))
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(exc) from None
-    Console().print((out / "bias.md").read_text())
+    typer.echo((out / "bias.md").read_text())
     Console().print_json(json.dumps({"shots": result["shots"], "test_queries": result["test_queries"]}))
