@@ -335,7 +335,10 @@ def _load_clip(path: str):
 def clip_vision(path: str, mode: str = "frozen") -> SplitTower:
     """The image tower of a local CLIP directory; one stage (frozen or trained whole)."""
     transformers, model, directory = _load_clip(path)
-    processor = transformers.CLIPImageProcessor.from_pretrained(directory, local_files_only=True)
+    processor_cls = (
+        getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    )  # no torchvision
+    processor = processor_cls.from_pretrained(directory, local_files_only=True)
     size = model.config.vision_config.image_size
     stage = _ClipVision(model, processor.image_mean, processor.image_std, size)
     tower = SplitTower([stage], dim=model.config.projection_dim, mode=mode, keep=1)
