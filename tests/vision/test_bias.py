@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from typer.testing import CliRunner
 
@@ -31,6 +32,16 @@ def test_bias_table_rows_contrast_and_resume(labelled, tmp_path):
     stamps = [p.stat().st_mtime_ns for p in runs]
     again = run_bias(labelled, out, bc, log=lambda m: None)  # everything finished: nothing retrains
     assert [p.stat().st_mtime_ns for p in runs] == stamps and again["table"] == result["table"]
+
+
+def test_retrieval_only_table(labelled, tmp_path):
+    bc = BiasConfig(TINY, seeds=(0,), lrs=(1e-3,), steps=2, batch_size=4, n_frames=4, size=32, n_resamples=100)
+    result = run_bias(labelled, tmp_path / "bias", replace(bc, tasks=("retrieval",)), log=lambda m: None)
+    assert all(
+        set(cells) == {"t2v_r1", "t2v_r5", "t2v_r10", "t2v_ap", "v2t_r1", "v2t_r5", "v2t_r10", "v2t_ap"}
+        for cells in result["table"].values()
+    )
+    assert result["primary"] is not None and "action acc" not in (tmp_path / "bias" / "bias.md").read_text()
 
 
 def test_train_and_eval_commands(labelled, tmp_path):

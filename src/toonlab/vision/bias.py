@@ -56,6 +56,7 @@ class BiasConfig:
     n_frames: int = 8
     size: int = 112
     labels: tuple[str, ...] = ("action", "kind")
+    tasks: tuple[str, ...] = ("retrieval", "classify")
     caption_column: str = "caption"
     limit: int | None = None
     n_resamples: int = 10_000
@@ -112,10 +113,40 @@ def _per_query_scores(values: dict[str, np.ndarray], labels: tuple[str, ...]) ->
     return scores
 
 
+def _row_task(data, out, row_config: str, task: str, bc: BiasConfig, device, shots, cache, log):
+    """Choose the learning rate on val (first seed), train every seed at it; (lr, per-seed test scores)."""
+    base = TrainConfig(
+        task=task,
+        steps=bc.steps,
+        batch_size=bc.batch_size,
+        eval_every=bc.steps,
+        caption_column=bc.caption_column,
+        labels=bc.labels,
+        limit=bc.limit,
+    )
+    slug = out / "runs" / row_config / task
+    scores = {}
+    for lr in bc.lrs:
+        tc = replace(base, lr=lr, seed=bc.seeds[0])
+        val = _run(data, slug / f"lr{lr:g}-s{tc.seed}", row_config, tc, bc, device, shots, cache, log)
+        scores[lr] = _val_score(task, val, bc.labels)
+    best = max(scores, key=scores.get)
+    per_seed = []
+    for seed in bc.seeds:
+        run_dir = slug / f"lr{best:g}-s{seed}"
+        _run(data, run_dir, row_config, replace(base, lr=best, seed=seed), bc, device, shots, cache, log)
+        per_seed.append(_per_query_scores(_test(run_dir, data, device, shots, cache), bc.labels))
+    return best, per_seed
+
+
+def _is_retrieval(metric: str) -> bool:
+    return metric.startswith(("t2v_", "v2t_"))
+
+
 def run_bias(
     data: Path | str, out: Path | str, bc: BiasConfig, device: str = "cpu", log: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Train and score every row; returns (and writes) the table, the primary contrast and the order control."""
+    """Train and score every row, task by task (all rows' retrieval first); writes and returns the table."""
     data, out = Path(data), Path(out)
     cache = out / "cache"
     shots = {
@@ -123,42 +154,18 @@ def run_bias(
         for s in ("train", "val", "test")
     }
     log(f"shots: train {len(shots['train'])}, val {len(shots['val'])}, test {len(shots['test'])}")
-    per_seed: dict[str, list[dict[str, np.ndarray]]] = {}
-    chosen: dict[str, dict[str, float]] = {}
-    for row, config_name in bc.rows.items():
-        if config_name is None:
-            per_seed[row] = [
-                _per_query_scores(_chance(shots["test"], shots["train"], bc.labels, s), bc.labels) for s in bc.seeds
-            ]
-            continue
-        merged = [{} for _ in bc.seeds]
-        chosen[row] = {}
-        for task in ("retrieval", "classify"):
-            base = TrainConfig(
-                task=task,
-                steps=bc.steps,
-                batch_size=bc.batch_size,
-                eval_every=bc.steps,
-                caption_column=bc.caption_column,
-                labels=bc.labels,
-                limit=bc.limit,
-            )
-            slug = out / "runs" / config_name / task
-            scores = {}
-            for lr in bc.lrs:
-                tc = replace(base, lr=lr, seed=bc.seeds[0])
-                scores[lr] = _val_score(
-                    task,
-                    _run(data, slug / f"lr{lr:g}-s{tc.seed}", config_name, tc, bc, device, shots, cache, log),
-                    bc.labels,
-                )
-            best = max(scores, key=scores.get)
-            chosen[row][task] = best
-            for i, seed in enumerate(bc.seeds):
-                run_dir = slug / f"lr{best:g}-s{seed}"
-                _run(data, run_dir, config_name, replace(base, lr=best, seed=seed), bc, device, shots, cache, log)
-                merged[i].update(_per_query_scores(_test(run_dir, data, device, shots, cache), bc.labels))
-        per_seed[row] = merged
+    per_seed: dict[str, list[dict[str, np.ndarray]]] = {row: [{} for _ in bc.seeds] for row in bc.rows}
+    chosen: dict[str, dict[str, float]] = {row: {} for row, name in bc.rows.items() if name is not None}
+    for task in bc.tasks:
+        for row, config_name in bc.rows.items():
+            if config_name is None:
+                for merged, seed in zip(per_seed[row], bc.seeds, strict=True):
+                    chance = _per_query_scores(_chance(shots["test"], shots["train"], bc.labels, seed), bc.labels)
+                    merged.update({k: v for k, v in chance.items() if _is_retrieval(k) == (task == "retrieval")})
+                continue
+            chosen[row][task], scores = _row_task(data, out, config_name, task, bc, device, shots, cache, log)
+            for merged, values in zip(per_seed[row], scores, strict=True):
+                merged.update(values)
     result = summarize(per_seed, bc, chosen)
     result["shots"] = {s: len(v) for s, v in shots.items()}
     result["test_queries"] = {"t2v": len(shots["test"].caption_ids()[0]), "v2t": len(shots["test"])}
@@ -181,7 +188,7 @@ def summarize(per_seed: dict[str, list[dict[str, np.ndarray]]], bc: BiasConfig, 
     high, low, direction, k = PRIMARY
     metric = f"{direction}_{k}"
     primary = None
-    if high in per_seed and low in per_seed:
+    if high in per_seed and low in per_seed and metric in per_seed[high][0]:
         a, b = per_seed[high], per_seed[low]
         each = [
             paired_bootstrap(x[metric], y[metric], bc.n_resamples, seed=i)

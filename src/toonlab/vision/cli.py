@@ -181,6 +181,7 @@ def bias_command(
     frames: Annotated[int, typer.Option(help="Keyframes per shot.")] = 8,
     size: Annotated[int, typer.Option(help="Frame side in pixels.")] = 112,
     labels: Annotated[str, typer.Option(help="Label columns to classify.")] = "action,kind",
+    tasks: Annotated[str, typer.Option(help="Tasks, in order: retrieval and/or classify.")] = "retrieval,classify",
     scratch: Annotated[
         str, typer.Option(help="Config of row 5 (scratch-seq, or scratch-natural-seq on a GPU).")
     ] = "scratch-seq",
@@ -202,6 +203,7 @@ def bias_command(
             frames,
             size,
             _labels(labels),
+            _labels(tasks),
             limit=limit,
             n_resamples=resamples,
         )
