@@ -28,11 +28,11 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "curate" / "annotate")]
 
 from conftest import TINY_CLIP, build_clip, build_tagger  # noqa: E402  (the tests' tiny-model recipes)
 
-from toonlab.curate.annotate import REGISTRY, ShotView  # noqa: E402
 from toonlab.curate.config import CurateConfig  # noqa: E402
-from toonlab.curate.pipeline import build_pipeline  # noqa: E402
 from toonlab.curate.records import SourceResult  # noqa: E402
+from toonlab.curate.run import build_pipeline  # noqa: E402
 from toonlab.curate.sources import iter_sources  # noqa: E402
+from toonlab.curate.stages.annotate import REGISTRY, ShotView  # noqa: E402
 
 
 def analyse(media: Path, spool: Path) -> tuple[list[SourceResult], float]:

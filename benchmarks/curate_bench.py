@@ -32,11 +32,10 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "src")]
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests" / "curate"), str(ROOT / "src")]  # synth: the test clips
 
 from shot_eval import SAKUGA_ADAPTIVE, evaluate, pyscenedetect_cuts  # noqa: E402
-
-from toonlab.curate.synth import ShotSpec, SynthClip, standard_cut_set, write_clip  # noqa: E402
+from synth import ShotSpec, SynthClip, standard_cut_set, write_clip  # noqa: E402
 
 console = Console(width=150)
 
@@ -132,7 +131,7 @@ def real_keyframe_agreement() -> dict | None:
 def _run_curate():
     """toonlab's run_curate, or None while it does not exist."""
     try:
-        from toonlab.curate.pipeline import run_curate
+        from toonlab.curate.run import run_curate
     except ImportError:
         return None
     return run_curate
@@ -236,7 +235,7 @@ def shot_f1(clips: Sequence[SynthClip], with_toonlab: bool) -> dict:
 _CHILD = """
 import json, resource, sys
 from pathlib import Path
-from toonlab.curate.pipeline import run_curate
+from toonlab.curate.run import run_curate
 if sys.argv[1] == "run":
     run_curate([sys.argv[2]], Path(sys.argv[3]), workers=1)
 try:
@@ -318,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         files += [c.path for c in clips]
     have_toonlab = _run_curate() is not None
     if not have_toonlab:
-        console.print("[yellow]toonlab.curate.pipeline.run_curate is missing: its rows are marked missing[/]")
+        console.print("[yellow]toonlab.curate.run.run_curate is missing: its rows are marked missing[/]")
 
     methods: dict[str, Callable[[Sequence[Path]], dict] | None] = {
         "PyAV decode only (ceiling)": decode_only,

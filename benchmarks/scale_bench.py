@@ -70,7 +70,7 @@ def child(executor: str, workers: int, files: list[str], out: str) -> dict:
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphaned descendants are ours to reap
     import logging
 
-    from toonlab.curate.pipeline import run_curate
+    from toonlab.curate.run import run_curate
 
     result = {"executor": executor, "workers": workers, "cpus": sorted(os.sched_getaffinity(0))}
     if executor == "ray":

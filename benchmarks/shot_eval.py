@@ -1,4 +1,4 @@
-"""Shot-boundary scoring on the synthetic cut set (`toonlab.curate.synth.standard_cut_set`).
+"""Shot-boundary scoring on the synthetic cut set (`tests/curate/synth.py`, `standard_cut_set`).
 
 Cut frames of every clip are scored with `boundary_f1` (one-to-one within +-tolerance), pooled over
 the whole set (micro average) so short clips weigh by their number of cuts.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from toonlab.curate.synth import SynthClip, boundary_f1
+from synth import SynthClip, boundary_f1
 
 SAKUGA_ADAPTIVE = {"adaptive_threshold": 3.0, "min_scene_len": 18, "min_content_val": 30.0}
 

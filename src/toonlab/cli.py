@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from toonlab.curate import steps_cli
 from toonlab.curate.cli import curate
-from toonlab.curate.report.cli import export_sakuga, report
+from toonlab.curate.readers.report.cli import export_sakuga, report
+from toonlab.curate.steps import cli as steps_cli
 from toonlab.tts.cli import app as tts_app
 
 app = typer.Typer(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from toonlab.curate.synth import ShotSpec, SynthClip, standard_cut_set, write_clip
+from synth import ShotSpec, SynthClip, standard_cut_set, write_clip
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from toonlab.curate import annotate
-from toonlab.curate.analyze import AnalyzeStage, ImageEncoder
-from toonlab.curate.annotate.base import ShotView, evenly_spaced
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.pipeline import run_curate
 from toonlab.curate.records import VideoRef
+from toonlab.curate.run import run_curate
+from toonlab.curate.stages import annotate
+from toonlab.curate.stages.analyze import AnalyzeStage, ImageEncoder
+from toonlab.curate.stages.annotate.base import ShotView, evenly_spaced
 from toonlab.curate.write import dataset_schema
 
 

@@ -15,12 +15,12 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
-from toonlab.curate.annotate.base import ShotView
-from toonlab.curate.annotate.caption import CaptionAnnotator
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.pipeline import run_curate
 from toonlab.curate.records import Probe, Shot, SourceResult, VideoRef
-from toonlab.curate.spool import Spool
+from toonlab.curate.run import run_curate
+from toonlab.curate.stages.analyze.spool import Spool
+from toonlab.curate.stages.annotate.base import ShotView
+from toonlab.curate.stages.annotate.caption import CaptionAnnotator
 
 RAW = "In the first frame a girl with red hair stands in a field; she then raises her arm."
 FINAL = "A red-haired girl stands in a sunny field and slowly raises her arm toward the sky."

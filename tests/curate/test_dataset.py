@@ -11,9 +11,10 @@ import pyarrow.dataset as pads
 import pytest
 import torch
 from PIL import Image, ImageOps
+from synth import ShotSpec, write_clip
 
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.dataset import (
+from toonlab.curate.readers.dataset import (
     FirstKeyframes,
     HoldWeighted,
     KeyframeDataset,
@@ -22,9 +23,8 @@ from toonlab.curate.dataset import (
     iter_samples,
     shard_paths,
 )
-from toonlab.curate.pipeline import run_curate
+from toonlab.curate.run import run_curate
 from toonlab.curate.sidecar import read_dataset
-from toonlab.curate.synth import ShotSpec, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def sharded(tmp_path_factory):
 
 
 def test_where_sees_sidecar_columns(sharded, tmp_path):
-    from toonlab.curate.split import run_split
+    from toonlab.curate.steps.split import run_split
 
     out, rows = sharded
     copy = tmp_path / "out"

@@ -9,14 +9,14 @@ import tarfile
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from synth import ShotSpec, write_clip
 from typer.testing import CliRunner
 
 from toonlab.cli import app
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.dedup import cluster, phash, run_dedup
-from toonlab.curate.pipeline import run_curate
+from toonlab.curate.run import run_curate
 from toonlab.curate.sidecar import read_dataset
-from toonlab.curate.synth import ShotSpec, write_clip
+from toonlab.curate.steps.dedup import cluster, phash, run_dedup
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ import pytest
 from http_media import MediaServer, Route
 
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.download import (
+from toonlab.curate.run import run_curate
+from toonlab.curate.stages.download import (
     DownloadConfig,
     Downloader,
     DownloadError,
@@ -24,7 +25,6 @@ from toonlab.curate.download import (
     remove_stale_parts,
     safe_name,
 )
-from toonlab.curate.pipeline import run_curate
 
 FAST = DownloadConfig(timeout=0.4, retries=2, backoff=0.01, backoff_max=0.05, host_delay=0.0, max_bytes=5_000_000)
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from toonlab.curate.export_sakuga import export_sakuga, taxonomy_text
-from toonlab.curate.pipeline import run_curate
+from toonlab.curate.run import run_curate
+from toonlab.curate.steps.export_sakuga import export_sakuga, taxonomy_text
 from toonlab.curate.write import dataset_schema
 
 # The release's 26 columns and types, written out by hand from the demo parquet (notes/sakuga.md section 2).

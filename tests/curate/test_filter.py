@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from toonlab.curate.filter import FilterError, evaluate, export, parse, to_text
 from toonlab.curate.sidecar import write_sidecar
+from toonlab.curate.steps.export import FilterError, evaluate, export, parse, to_text
 
 TABLE = pa.table(
     {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from toonlab.curate.keyframes import KeyframeSelector, dynamic_score, shot_keyframes, ssim, timing_label
+from toonlab.curate.stages.analyze.keyframes import KeyframeSelector, dynamic_score, shot_keyframes, ssim, timing_label
 
 
 @pytest.mark.parametrize("noise", [0, 3, 30, 120])

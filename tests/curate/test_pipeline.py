@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from toonlab.cli import app
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.pipeline import RunError, run_curate
+from toonlab.curate.run import RunError, run_curate
 from toonlab.curate.write import LEDGER, dataset_schema
 
 runner = CliRunner()

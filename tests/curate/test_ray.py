@@ -11,14 +11,14 @@ import sys
 import pytest
 from http_media import MediaServer, Route
 from outputs import error_rows, rows_without_shard
+from synth import ShotSpec, write_clip
 from worker_killer import KillsItsWorker
 
-from toonlab.curate import annotate
-from toonlab.curate.analyze import Resources
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.executors.ray import stage_groups
-from toonlab.curate.pipeline import build_pipeline, run_curate
-from toonlab.curate.synth import ShotSpec, write_clip
+from toonlab.curate.run import build_pipeline, run_curate
+from toonlab.curate.stage import Resources
+from toonlab.curate.stages import annotate
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
 

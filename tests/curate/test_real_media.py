@@ -7,7 +7,7 @@ import json
 import pyarrow.dataset as ds
 import pytest
 
-from toonlab.curate.pipeline import run_curate
+from toonlab.curate.run import run_curate
 
 pytestmark = pytest.mark.realmedia
 

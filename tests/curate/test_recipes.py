@@ -13,9 +13,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pytest
 
-from toonlab.curate.dataset import UniformKeyframes, hf_keyframes, hf_metadata
-from toonlab.curate.pipeline import run_curate
-from toonlab.curate.split import run_split
+from toonlab.curate.readers.dataset import UniformKeyframes, hf_keyframes, hf_metadata
+from toonlab.curate.run import run_curate
+from toonlab.curate.steps.split import run_split
 
 datasets = pytest.importorskip("datasets")
 

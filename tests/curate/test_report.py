@@ -21,10 +21,10 @@ from chromium_devtools import browser_fixture  # noqa: F401  (the `browser` fixt
 from typer.testing import CliRunner
 
 from toonlab.cli import app
-from toonlab.curate.pipeline import run_curate
-from toonlab.curate.report import build_report
-from toonlab.curate.report.gallery import tar_members
-from toonlab.curate.split import run_split
+from toonlab.curate.readers.report import build_report
+from toonlab.curate.readers.report.gallery import tar_members
+from toonlab.curate.run import run_curate
+from toonlab.curate.steps.split import run_split
 
 TAGS = ("solo", "outdoors", "1girl", "sky", "no_humans", "fighting", "smears", "effects")
 TAXONOMY = {
@@ -96,7 +96,7 @@ def test_gallery_is_capped_and_deterministic(curated, tmp_path):
 
 def test_gallery_draws_from_a_capped_number_of_shards(two_clips, tmp_path, monkeypatch):
     from toonlab.curate.config import CurateConfig
-    from toonlab.curate.report import data
+    from toonlab.curate.readers.report import data
 
     out = tmp_path / "out"
     run_curate([str(c.path) for c in two_clips], out, CurateConfig(shard_max_samples=1))  # one source per shard

@@ -16,12 +16,12 @@ from pathlib import Path
 import psutil
 import pytest
 from outputs import error_rows, rows_without_shard
+from synth import ShotSpec, write_clip
 from worker_killer import KillsItsWorker
 
-from toonlab.curate import annotate
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.pipeline import run_curate
-from toonlab.curate.synth import ShotSpec, write_clip
+from toonlab.curate.run import run_curate
+from toonlab.curate.stages import annotate
 from toonlab.curate.write import LEDGER
 
 N_SOURCES = 8

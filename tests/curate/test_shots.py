@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from toonlab.curate.decode import VideoDecoder
-from toonlab.curate.shots import AnimationShotDetector, PySceneDetectAdaptive
-from toonlab.curate.synth import boundary_f1
+from synth import boundary_f1
+
+from toonlab.curate.stages.analyze.decode import VideoDecoder
+from toonlab.curate.stages.analyze.shots import AnimationShotDetector, PySceneDetectAdaptive
 
 
 def _detect(detector, path) -> list[int]:

@@ -11,15 +11,15 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from http_media import MediaServer, Route
+from synth import ShotSpec, write_clip
 from typer.testing import CliRunner
 
 from toonlab.cli import app
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.download import DownloadConfig
-from toonlab.curate.pipeline import run_curate
-from toonlab.curate.shots import GivenShots
+from toonlab.curate.run import run_curate
 from toonlab.curate.sources import InputError, collect_sources, parse_timecode
-from toonlab.curate.synth import ShotSpec, write_clip
+from toonlab.curate.stages.analyze.shots import GivenShots
+from toonlab.curate.stages.download import DownloadConfig
 from toonlab.curate.write import timecode
 
 FPS = Fraction(24000, 1001)  # the demo post's real stream rate; its parquet row says 29.97

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from toonlab.curate.sidecar import read_dataset, write_sidecar
-from toonlab.curate.split import assign, group_keys, run_split
+from toonlab.curate.steps.split import assign, group_keys, run_split
 
 
 def _dataset(root, n_videos: int, shots: int = 3) -> None:

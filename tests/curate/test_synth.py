@@ -9,7 +9,7 @@ pytest.importorskip("av")
 pytest.importorskip("cv2")
 pytest.importorskip("skimage")
 
-from toonlab.curate.synth import (  # noqa: E402
+from synth import (  # noqa: E402
     ShotSpec,
     boundary_f1,
     decoded_keyframes,

@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from toonlab.curate import annotate
-from toonlab.curate.annotate.taxonomy import TaxonomyAnnotator, classify, tag_confidences
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.pipeline import run_curate
+from toonlab.curate.run import run_curate
+from toonlab.curate.stages import annotate
+from toonlab.curate.stages.annotate.taxonomy import TaxonomyAnnotator, classify, tag_confidences
 from toonlab.curate.taxonomy_table import AXES, TABLE
 
 

@@ -58,9 +58,9 @@ def curate(
     max_download_mb: Annotated[float, typer.Option(help="Size cap per downloaded file, MiB.")] = 1024.0,
 ) -> None:
     """Detect shots and unique drawings in each video; write parquet metadata and WebDataset shards."""
-    from toonlab.curate.download import DownloadConfig
-    from toonlab.curate.pipeline import EXECUTORS, RunError, run_curate
+    from toonlab.curate.run import EXECUTORS, RunError, run_curate
     from toonlab.curate.sources import InputError
+    from toonlab.curate.stages.download import DownloadConfig
     from toonlab.extras import MissingExtra
 
     try:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from toonlab.curate.download import DownloadConfig
+from toonlab.curate.stages.download import DownloadConfig
 
 ImageFormat = Literal["jpg", "webp", "png", "none"]  # none: keyframe indices only, no images
 ClipMode = Literal["none", "copy", "encode"]
@@ -37,7 +37,7 @@ class CurateConfig:
             raise ValueError(f"min_scene_len must be >= 1, got {self.min_scene_len}")
         if not 1 <= self.image_quality <= 100:
             raise ValueError(f"image_quality must be in 1..100, got {self.image_quality}")
-        from toonlab.curate.annotate import REGISTRY
+        from toonlab.curate.stages.annotate import REGISTRY
 
         unknown = [name for name in (*self.annotate, *self.annotator_options) if name not in REGISTRY]
         if unknown:

@@ -20,9 +20,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from toonlab.curate.annotate import annotation_fields
-from toonlab.curate.keyframes import dynamic_score, timing_label
 from toonlab.curate.records import RECORD_VERSION, Blob, SourceError, SourceResult
+from toonlab.curate.stages.analyze.keyframes import dynamic_score, timing_label
+from toonlab.curate.stages.annotate import annotation_fields
 
 LEDGER = "_ledger.jsonl"
 

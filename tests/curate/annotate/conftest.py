@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
-from toonlab.curate.annotate.base import ShotView
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.pipeline import run_curate
 from toonlab.curate.records import Probe, Shot, SourceResult, VideoRef
+from toonlab.curate.run import run_curate
+from toonlab.curate.stages.annotate.base import ShotView
 
 # Tiny tagger vocabulary: (name, category); 9 = rating, 0 = general, 4 = character (WD14 selected_tags.csv)
 TAGS = [
@@ -205,7 +205,7 @@ def check_columns(annotated_rows, plain_rows):
     """Assert an annotator's columns are filled (with its model id recorded) when it ran, and null when it did not."""
 
     def check(name: str) -> None:
-        from toonlab.curate.annotate import REGISTRY
+        from toonlab.curate.stages.annotate import REGISTRY
 
         columns = [f.name for f in REGISTRY[name].columns]
         assert plain_rows and all(row[c] is None for row in plain_rows for c in columns)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toonlab.curate.annotate.aesthetic import AestheticAnnotator
 from toonlab.curate.config import CurateConfig
+from toonlab.curate.stages.annotate.aesthetic import AestheticAnnotator
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

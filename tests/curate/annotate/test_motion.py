@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
-from toonlab.curate.annotate.motion import MotionAnnotator
 from toonlab.curate.config import CurateConfig
-from toonlab.curate.pipeline import run_curate
+from toonlab.curate.run import run_curate
+from toonlab.curate.stages.annotate.motion import MotionAnnotator
 
 cv2 = pytest.importorskip("cv2")
 

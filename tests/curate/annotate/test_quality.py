@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toonlab.curate.annotate.quality import QualityAnnotator, bars, blockiness
+from toonlab.curate.stages.annotate.quality import QualityAnnotator, bars, blockiness
 
 cv2 = pytest.importorskip("cv2")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toonlab.curate.annotate.tagger import TaggerAnnotator, square_bgr
 from toonlab.curate.config import CurateConfig
+from toonlab.curate.stages.annotate.tagger import TaggerAnnotator, square_bgr
 
 pytest.importorskip("onnxruntime")
 

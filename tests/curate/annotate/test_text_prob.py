@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toonlab.curate.annotate.text_prob import TextProbAnnotator
+from toonlab.curate.stages.annotate.text_prob import TextProbAnnotator
 
 pytest.importorskip("rapidocr_onnxruntime")
 cv2 = pytest.importorskip("cv2")

@@ -37,7 +37,7 @@ def _die_with_parent() -> None:
 
 
 def _init_worker(config: CurateConfig, spool_dir: Path, decoder_threads: int, pool_worker: bool = False) -> None:
-    from toonlab.curate.pipeline import build_pipeline
+    from toonlab.curate.run import build_pipeline
 
     if pool_worker:
         _die_with_parent()

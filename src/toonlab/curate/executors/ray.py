@@ -90,7 +90,8 @@ class RayExecutor:
             return
         ray = require("ray")
         require("ray.data")
-        from toonlab.curate.pipeline import InFlight, build_pipeline
+        from toonlab.curate.run import build_pipeline
+        from toonlab.curate.stage import InFlight
 
         started_here = False
         if not ray.is_initialized():

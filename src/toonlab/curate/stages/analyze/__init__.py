@@ -7,39 +7,21 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from toonlab.curate.decode import DecodeError, VideoDecoder, full_resolution_bgr, sha256_file
-from toonlab.curate.keyframes import KeyframeSelector, shot_keyframes
 from toonlab.curate.records import Blob, Probe, Shot, SourceResult, VideoRef
-from toonlab.curate.shots import GivenShots, ShotDetector, make_detector
-from toonlab.curate.spool import Spool
+from toonlab.curate.stage import Resources, StageError
+from toonlab.curate.stages.analyze.decode import DecodeError, VideoDecoder, full_resolution_bgr, sha256_file
+from toonlab.curate.stages.analyze.keyframes import KeyframeSelector, shot_keyframes
+from toonlab.curate.stages.analyze.shots import GivenShots, ShotDetector, make_detector
+from toonlab.curate.stages.analyze.spool import Spool
 from toonlab.extras import require
 
 BATCH = 16  # frames analysed together; two batches of full-resolution frames are held at most
 # Fewer frames than this share of what the container declares means the file is cut short or corrupt.
 _TRUNCATED_SHARE = 0.9
-
-
-class StageError(RuntimeError):
-    """A source failed in a named stage; `reason` is a sentence for the errors table."""
-
-    def __init__(self, stage: str, reason: str) -> None:
-        super().__init__(reason)
-        self.stage = stage
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one instance of a stage needs, so an executor (local pool, Ray) can place it."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-    network: bool = False  # waits on remote hosts (the download stage), so it may run beside busy CPUs
 
 
 class ImageEncoder:

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from toonlab.curate.annotate.aesthetic import file_sha8
-from toonlab.curate.annotate.base import ShotView, evenly_spaced
+from toonlab.curate.stages.annotate.aesthetic import file_sha8
+from toonlab.curate.stages.annotate.base import ShotView, evenly_spaced
 from toonlab.extras import require
 
 RATING, GENERAL, CHARACTER = 9, 0, 4

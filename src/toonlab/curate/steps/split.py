@@ -21,8 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from toonlab.curate.dedup import NAME as DEDUP_NAME
 from toonlab.curate.sidecar import COLUMNS_DIR, metadata_files, read_shard, write_sidecar
+from toonlab.curate.steps.dedup import NAME as DEDUP_NAME
 
 NAME = "split"
 SPLITS = ("train", "val", "test")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from toonlab.curate.annotate.aesthetic import AestheticAnnotator
-from toonlab.curate.annotate.base import MODELS_COLUMN, AnnotateStage, Annotator, ShotView
-from toonlab.curate.annotate.caption import CaptionAnnotator
-from toonlab.curate.annotate.motion import MotionAnnotator
-from toonlab.curate.annotate.quality import QualityAnnotator
-from toonlab.curate.annotate.tagger import TaggerAnnotator
-from toonlab.curate.annotate.taxonomy import TaxonomyAnnotator
-from toonlab.curate.annotate.text_prob import TextProbAnnotator
+from toonlab.curate.stages.annotate.aesthetic import AestheticAnnotator
+from toonlab.curate.stages.annotate.base import MODELS_COLUMN, AnnotateStage, Annotator, ShotView
+from toonlab.curate.stages.annotate.caption import CaptionAnnotator
+from toonlab.curate.stages.annotate.motion import MotionAnnotator
+from toonlab.curate.stages.annotate.quality import QualityAnnotator
+from toonlab.curate.stages.annotate.tagger import TaggerAnnotator
+from toonlab.curate.stages.annotate.taxonomy import TaxonomyAnnotator
+from toonlab.curate.stages.annotate.text_prob import TextProbAnnotator
 
 REGISTRY: dict[str, type] = {}
 REGISTRY.update(text=TextProbAnnotator, motion=MotionAnnotator, quality=QualityAnnotator)  # OpenCV / packaged OCR

@@ -10,11 +10,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from toonlab.curate.report.assets import write_assets
-from toonlab.curate.report.data import gather
-from toonlab.curate.report.gallery import extract_thumbnails
-from toonlab.curate.report.html import write_pages
-from toonlab.curate.report.plots import make_plots
+from toonlab.curate.readers.report.assets import write_assets
+from toonlab.curate.readers.report.data import gather
+from toonlab.curate.readers.report.gallery import extract_thumbnails
+from toonlab.curate.readers.report.html import write_pages
+from toonlab.curate.readers.report.plots import make_plots
 
 
 def build_report(

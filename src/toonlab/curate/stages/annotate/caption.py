@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from toonlab.curate.annotate.base import ShotView, evenly_spaced
-from toonlab.curate.annotate.caption_backends import BACKENDS, CaptionContext, CaptionError
-from toonlab.curate.annotate.taxonomy import classify, tag_confidences
-from toonlab.curate.keyframes import timing_label
+from toonlab.curate.stages.analyze.keyframes import timing_label
+from toonlab.curate.stages.annotate.base import ShotView, evenly_spaced
+from toonlab.curate.stages.annotate.caption_backends import BACKENDS, CaptionContext, CaptionError
+from toonlab.curate.stages.annotate.taxonomy import classify, tag_confidences
 from toonlab.curate.taxonomy_table import AXES
 
 

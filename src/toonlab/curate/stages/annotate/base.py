@@ -96,7 +96,7 @@ class AnnotateStage:
     name = "annotate"
 
     def __init__(self, annotators: Sequence[Annotator]) -> None:
-        from toonlab.curate.analyze import Resources
+        from toonlab.curate.stage import Resources
 
         self.annotators = list(annotators)
         self.resources = Resources(cpus=1.0)
@@ -106,7 +106,7 @@ class AnnotateStage:
             annotator.setup()
 
     def process(self, result: SourceResult) -> SourceResult:
-        from toonlab.curate.analyze import StageError
+        from toonlab.curate.stage import StageError
 
         models = {a.name: a.model_id for a in self.annotators}
         result.annotations = []

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from toonlab.curate.report.data import SCORE_COLUMNS, TAXONOMY_COLUMNS, Summary
-from toonlab.curate.report.gallery import Thumb
-from toonlab.curate.report.plots import TIMING_ORDER, NotComputed, Plot
+from toonlab.curate.readers.report.data import SCORE_COLUMNS, TAXONOMY_COLUMNS, Summary
+from toonlab.curate.readers.report.gallery import Thumb
+from toonlab.curate.readers.report.plots import TIMING_ORDER, NotComputed, Plot
 
 FILTER_COLUMNS = ("dynamic_score", *SCORE_COLUMNS)
 SHOWN_TAGS = 8  # tags on a gallery card

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from toonlab.curate.annotate.base import ShotView, evenly_spaced
+from toonlab.curate.stages.annotate.base import ShotView, evenly_spaced
 from toonlab.extras import require
 
 

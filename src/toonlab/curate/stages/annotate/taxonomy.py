@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from toonlab.curate.annotate.base import ShotView
+from toonlab.curate.stages.annotate.base import ShotView
 from toonlab.curate.taxonomy_table import AXES, OTHERS, TABLE, TaxonomyClass
 
 

@@ -40,8 +40,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from toonlab.curate.analyze import Resources, StageError
 from toonlab.curate.records import VideoRef
+from toonlab.curate.stage import Resources, StageError
 
 USER_AGENT = "toonlab-curate/0.1 (research dataset curation; polite: one connection per host, paced)"
 _MD5_NAME = re.compile(r"^[0-9a-fA-F]{32}$")

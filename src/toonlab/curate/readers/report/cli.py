@@ -19,7 +19,7 @@ def report(
     seed: Annotated[int, typer.Option(help="Changes the gallery sample.")] = 0,
 ) -> None:
     """Write a static HTML report: composition plots, a filterable keyframe gallery, run stats and errors."""
-    from toonlab.curate.report import build_report
+    from toonlab.curate.readers.report import build_report
 
     try:
         index = build_report(out, dest, gallery, strip, seed)
@@ -34,7 +34,7 @@ def export_sakuga(
     dest: Annotated[Path, typer.Argument(help="Parquet file to write, in the Sakuga-42M release schema.")],
 ) -> None:
     """Export the metadata as the Sakuga-42M release's 26 columns (nulls where a value was not computed)."""
-    from toonlab.curate.export_sakuga import export_sakuga as run_export
+    from toonlab.curate.steps.export_sakuga import export_sakuga as run_export
 
     if not (out / "metadata").is_dir():
         console.print(f"[red]error:[/red] {out} has no metadata/ folder: is it a `toonlab curate` output folder?")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from toonlab.curate.annotate.base import ShotView, evenly_spaced
+from toonlab.curate.stages.annotate.base import ShotView, evenly_spaced
 from toonlab.extras import require
 
 TEXTURE = 40.0  # Sobel gradient magnitude (grey levels per pixel, x4 kernel gain) above which flow is trusted

@@ -29,7 +29,7 @@ def dedup(
     max_bucket: Annotated[int, typer.Option(help="Skip (and count) hash buckets with more shots than this.")] = 256,
 ) -> None:
     """Cluster near-duplicate shots across the dataset; writes OUT/columns/dup_cluster."""
-    from toonlab.curate.dedup import run_dedup
+    from toonlab.curate.steps.dedup import run_dedup
 
     try:
         stats = run_dedup(out, frames, max_distance, max_bucket)
@@ -46,7 +46,7 @@ def split(
     group_dups: Annotated[bool, typer.Option(help="Keep near-duplicate clusters in one split (after dedup).")] = True,
 ) -> None:
     """Video-disjoint train/val/test split; writes OUT/columns/split."""
-    from toonlab.curate.split import run_split
+    from toonlab.curate.steps.split import run_split
 
     try:
         stats = run_split(out, val, test, seed, group_dups)
@@ -71,7 +71,7 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="parquet (metadata) or webdataset (+ samples).")] = "parquet",
 ) -> None:
     """Copy the rows (and samples) that pass a filter to a new dataset directory; counts drop reasons."""
-    from toonlab.curate.filter import export as run_export
+    from toonlab.curate.steps.export import export as run_export
 
     try:
         stats = run_export(out, to, filter_text, fmt)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import io
 from fractions import Fraction
 
-from toonlab.curate.analyze import Resources, StageError
 from toonlab.curate.records import SourceResult
-from toonlab.curate.spool import Spool
+from toonlab.curate.stage import Resources, StageError
+from toonlab.curate.stages.analyze.spool import Spool
 from toonlab.extras import require
 
 

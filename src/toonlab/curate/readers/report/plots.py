@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toonlab.curate.report.data import SCORE_COLUMNS, TAXONOMY_COLUMNS, Summary
+from toonlab.curate.readers.report.data import SCORE_COLUMNS, TAXONOMY_COLUMNS, Summary
 from toonlab.extras import require
 
 OURS, PAPER, ACCENT = "#3b6ea8", "#c3c3c3", "#d1495b"

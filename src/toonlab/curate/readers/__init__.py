@@ -1,0 +1,1 @@
+"""Reading a curated dataset: the torch datasets and the static HTML report."""

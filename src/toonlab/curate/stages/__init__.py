@@ -1,0 +1,1 @@
+"""Per-source stages (download, analyze, annotate, clips): each takes one item and returns the next."""
