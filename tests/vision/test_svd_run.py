@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,11 +12,13 @@ import typer
 from typer.testing import CliRunner
 
 pytest.importorskip("diffusers")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "curate"))  # the synthetic-clip maker
+
+from synth import ShotSpec, write_clip  # noqa: E402
 
 from toonlab.curate.config import CurateConfig  # noqa: E402
-from toonlab.curate.pipeline import run_curate  # noqa: E402
-from toonlab.curate.split import run_split  # noqa: E402
-from toonlab.curate.synth import ShotSpec, write_clip  # noqa: E402
+from toonlab.curate.run import run_curate  # noqa: E402
+from toonlab.curate.steps.split import run_split  # noqa: E402
 from toonlab.vision.svd import tiny_svd  # noqa: E402
 from toonlab.vision.svd_cli import eval_svd_command, tiny_svd_command, train_svd_command  # noqa: E402
 from toonlab.vision.svd_eval import pixel_timing, screen_timing  # noqa: E402

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from toonlab.curate.keyframes import consecutive_ssim, dynamic_score, timing_label
+from toonlab.curate.stages.analyze.keyframes import consecutive_ssim, dynamic_score, timing_label
 from toonlab.vision.svd import COND_MEAN, Conditioning, SVDParts, denoising_loss, encode, generate, sigma_grid
 from toonlab.vision.svd_train import SVDTrainConfig, clip_loader, motion_bucket, to_batch
 

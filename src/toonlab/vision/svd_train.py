@@ -108,7 +108,7 @@ def to_batch(samples: dict, config: SVDTrainConfig, device: torch.device) -> SVD
 
 def clip_loader(config: SVDTrainConfig, split: str, shuffle_seed: int | None = None):
     """DataLoader over a split's shots as screen-frame clips (``collate`` batches)."""
-    from toonlab.curate.dataset import KeyframeDataset, collate
+    from toonlab.curate.readers.dataset import KeyframeDataset, collate
 
     dataset = KeyframeDataset(
         config.data, ScreenFrames(config.frames, config.stride), config.size, where=lambda r: r.get("split") == split
