@@ -65,3 +65,37 @@ def test_near_duplicates_join_videos_into_one_group(tmp_path):
     assert stats["params"]["grouped_by_dup_cluster"] and sum(v > 0 for v in stats["groups"].values()) == 1
     ungrouped = run_split(tmp_path, val=0.1, test=0.1, group_dups=False)
     assert all(v > 0 for v in ungrouped["groups"].values())
+
+
+def test_group_by_a_label_column_keeps_each_value_on_one_side(tmp_path):
+    """600 videos of 60 characters (a label in a sidecar): grouped by character, no character is in two splits;
+    grouped by video (the default), most characters are."""
+    _dataset(tmp_path, 600, shots=2)
+    ids = read_dataset(tmp_path).column("identifier").to_pylist()
+    characters = [f"char{int(i.split(':')[0][5:]) % 60}" if not i.startswith("video00007:") else None for i in ids]
+    half = len(ids) // 2
+    sidecars = {
+        "00000": pa.table({"identifier": ids[:half], "character": characters[:half]}),
+        "00001": pa.table({"identifier": ids[half:], "character": characters[half:]}),
+    }
+    write_sidecar(tmp_path, "labels", sidecars, {})
+
+    def sides(table: dict) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for character, split in zip(table["character"], table["split"], strict=True):
+            out.setdefault(character, set()).add(split)
+        return out
+
+    stats = run_split(tmp_path, val=0.2, test=0.3, seed=1, group_by="character")
+    table = read_dataset(tmp_path).to_pydict()
+    assert all(len(s) == 1 for c, s in sides(table).items() if c is not None)
+    assert sum(stats["groups"].values()) == 61  # 60 characters + the video with no label, grouped by itself
+    assert all(stats["groups"][s] > 0 for s in ("train", "val", "test"))
+    assert stats["params"]["group_by"] == "character"
+    assert {g for g, c in zip(table["split_group"], table["character"], strict=True) if c is None} == {"video00007"}
+
+    run_split(tmp_path, val=0.2, test=0.3, seed=1)
+    by_video = sides(read_dataset(tmp_path).to_pydict())
+    assert sum(len(s) > 1 for c, s in by_video.items() if c is not None) > 30  # the leak the option prevents
+    with pytest.raises(ValueError, match="no such column"):
+        run_split(tmp_path, group_by="nonexistent")

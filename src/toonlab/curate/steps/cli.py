@@ -44,12 +44,15 @@ def split(
     test: Annotated[float, typer.Option(help="Fraction of videos (groups) for test.")] = 0.05,
     seed: Annotated[int, typer.Option(help="Changes the assignment; same seed, same splits.")] = 0,
     group_dups: Annotated[bool, typer.Option(help="Keep near-duplicate clusters in one split (after dedup).")] = True,
+    group_by: Annotated[
+        str | None, typer.Option(help="Group by this label column (e.g. character) instead of the video.")
+    ] = None,
 ) -> None:
-    """Video-disjoint train/val/test split; writes OUT/columns/split."""
+    """Video-disjoint (or --group-by label-disjoint) train/val/test split; writes OUT/columns/split."""
     from toonlab.curate.steps.split import run_split
 
     try:
-        stats = run_split(out, val, test, seed, group_dups)
+        stats = run_split(out, val, test, seed, group_dups, group_by)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     table = Table(title=f"splits of {out} ({stats['videos']} videos)")

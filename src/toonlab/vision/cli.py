@@ -1,0 +1,214 @@
+"""`toonlab vision ...`: the labelled sprite-animation set and the video models trained on it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="Video models trained on curated cartoons.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _default_sprites() -> Path:
+    media = os.environ.get("TOONLAB_MEDIA")
+    return Path(media) / "sprites" if media else Path(".cache/media/sprites")
+
+
+@app.command("build-sprites")
+def build_sprites(
+    out: Annotated[Path, typer.Argument(help="Dataset directory (clips, labels, curated shots, splits).")],
+    sprites: Annotated[
+        Path | None,
+        typer.Option(help="Unpacked sprite packages (default $TOONLAB_MEDIA/sprites, else .cache/media/sprites)."),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Parallel render and curate processes.")] = 1,
+    size: Annotated[int, typer.Option(help="Output frame side in pixels.")] = 256,
+    min_seconds: Annotated[float, typer.Option(help="Shorter animations loop (or hold their last drawing).")] = 2.0,
+    backgrounds: Annotated[str, typer.Option(help="Comma-separated background styles: plain, tiled.")] = "plain,tiled",
+    mirror: Annotated[bool, typer.Option(help="Also render Wesnoth units facing the other way.")] = True,
+    min_drawings: Annotated[int, typer.Option(help="Leave out animations with fewer distinct drawings.")] = 3,
+    limit: Annotated[int | None, typer.Option(help="At most this many animations per package (quick runs).")] = None,
+    val: Annotated[float, typer.Option(help="Fraction of characters for validation.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Fraction of characters for test.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Split seed.")] = 0,
+) -> None:
+    """Render the Wesnoth, SuperTux and Frozen Bubble sprite animations to labelled 24 fps clips, then curate,
+    dedup and split them by character."""
+    from toonlab.vision.sprites.build import BuildConfig, build
+
+    styles = tuple(s.strip() for s in backgrounds.split(",") if s.strip())
+    try:
+        if not styles or set(styles) - {"plain", "tiled"}:
+            raise ValueError(f"--backgrounds must list plain and/or tiled, not {backgrounds!r}")
+        if size < 32 or min_seconds <= 0 or min_drawings < 1 or workers < 1:
+            raise ValueError("--size must be >= 32, --min-seconds > 0, --min-drawings and --workers >= 1")
+        config = BuildConfig(size, min_seconds, styles, mirror, min_drawings, limit, workers)
+        columns = (TextColumn("[bold]render"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("render", total=None)
+            stats = build(
+                sprites or _default_sprites(),
+                out,
+                config,
+                val,
+                test,
+                seed,
+                on_total=lambda n: progress.update(task, total=n),
+                on_done=lambda: progress.advance(task),
+            )
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _report(stats, out)
+
+
+def _report(stats: dict, out: Path) -> None:
+    for error in stats["render"]["render_errors"][:10]:
+        console.print(f"[yellow]not rendered[/yellow] {error}")
+    summary = stats["summary"]
+    table = Table(title=f"sprite dataset {out}: {stats['render']['clips']} clips, {summary['all']['shots']} shots")
+    for column in ("split", "shots", "characters", "unique captions"):
+        table.add_column(column)
+    for name in ("train", "val", "test"):
+        row = summary[name]
+        table.add_row(name, str(row["shots"]), str(row["characters"]), str(row["unique_captions"]))
+    Console().print(table)
+    Console().print_json(json.dumps({"per_package_shots": summary["all"]["per_package"], "dedup": stats["dedup"]}))
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(2)
+
+
+def _labels(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+@app.command("train")
+def train_command(
+    task: Annotated[str, typer.Argument(help="retrieval or classify.")],
+    data: Annotated[Path, typer.Option(help="Curated dataset with a split column (`toonlab split`).")],
+    out: Annotated[Path, typer.Option(help="Run folder (resumed when it holds a checkpoint).")],
+    config: Annotated[str, typer.Option(help="Model config name (see toonlab.vision.models.CONFIGS).")] = "frozen-mean",
+    device: Annotated[str, typer.Option(help="cpu or cuda (bf16 autocast); under torchrun one rank each.")] = "cpu",
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
+    batch_size: Annotated[int, typer.Option(help="Global batch (all ranks).")] = 32,
+    lr: Annotated[float, typer.Option(help="Learning rate of heads, projections and scratch towers.")] = 1e-3,
+    tower_lr: Annotated[float, typer.Option(help="Learning rate of fine-tuned pretrained layers.")] = 1e-4,
+    seed: Annotated[int, typer.Option(help="Seed (init, batches, dropout).")] = 0,
+    eval_every: Annotated[int, typer.Option(help="Val metrics and a checkpoint every N steps.")] = 100,
+    labels: Annotated[str, typer.Option(help="classify: comma-separated label columns.")] = "action,kind",
+    caption_column: Annotated[
+        str, typer.Option(help="Caption column (falls back to the shard's caption).")
+    ] = "caption",
+    frames: Annotated[int | None, typer.Option(help="Keyframes per shot (default: the config's).")] = None,
+    size: Annotated[int | None, typer.Option(help="Frame side in pixels (default: the config's).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many shots per split.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Shot and frozen-feature cache (default RUN/cache).")] = None,
+) -> None:
+    """Train Video-CLIP retrieval or the classifier heads on a curated dataset."""
+    from dataclasses import replace
+
+    from toonlab.vision.models import get_config
+    from toonlab.vision.train import TrainConfig, train
+
+    try:
+        model_config = get_config(config)
+        model_config = replace(model_config, n_frames=frames or model_config.n_frames, size=size or model_config.size)
+        tc = TrainConfig(
+            task,
+            steps,
+            batch_size,
+            lr,
+            tower_lr,
+            seed=seed,
+            eval_every=eval_every,
+            caption_column=caption_column,
+            labels=_labels(labels),
+            limit=limit,
+        )
+        columns = (
+            TextColumn(f"[bold]{task}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            bar = progress.add_task(task, total=steps, loss="-")
+            on_step = lambda step, total, loss: progress.update(bar, completed=step, loss=f"{loss:.3f}")  # noqa: E731
+            metrics = train(data, out, model_config, tc, device, cache_dir or out / "cache", on_step)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+    Console().print_json(json.dumps({"val": metrics}))
+
+
+@app.command("eval")
+def eval_command(
+    run: Annotated[Path, typer.Argument(help="Run folder of `toonlab vision train`.")],
+    data: Annotated[Path, typer.Option(help="Curated dataset.")],
+    split: Annotated[str, typer.Option(help="Split to score.")] = "test",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    cache_dir: Annotated[Path | None, typer.Option(help="Shot and frozen-feature cache (default RUN/cache).")] = None,
+) -> None:
+    """Score a trained run on a split: writes RUN/eval-SPLIT.json and per-query values RUN/eval-SPLIT.npz."""
+    from toonlab.vision.evaluate import evaluate_run
+
+    try:
+        summary, _ = evaluate_run(run, data, split, device, cache_dir or run / "cache")
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+    Console().print_json(json.dumps(summary))
+
+
+@app.command("bias")
+def bias_command(
+    data: Annotated[Path, typer.Option(help="Curated, labelled, character-split dataset (build-sprites).")],
+    out: Annotated[Path, typer.Option(help="Output folder: bias.json, bias.md, runs/, cache/ (resumable).")],
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    steps: Annotated[int, typer.Option(help="Step budget of every trained row.")] = 300,
+    batch_size: Annotated[int, typer.Option(help="Batch of every trained row.")] = 64,
+    seeds: Annotated[int, typer.Option(help="Seeds per row.")] = 3,
+    lrs: Annotated[str, typer.Option(help="Learning-rate grid, chosen on val.")] = "1e-3,3e-4",
+    frames: Annotated[int, typer.Option(help="Keyframes per shot.")] = 8,
+    size: Annotated[int, typer.Option(help="Frame side in pixels.")] = 112,
+    labels: Annotated[str, typer.Option(help="Label columns to classify.")] = "action,kind",
+    tasks: Annotated[str, typer.Option(help="Tasks, in order: retrieval and/or classify.")] = "retrieval,classify",
+    scratch: Annotated[
+        str, typer.Option(help="Config of row 5 (scratch-seq, or scratch-natural-seq on a GPU).")
+    ] = "scratch-seq",
+    limit: Annotated[int | None, typer.Option(help="At most this many shots per split (reduced runs).")] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
+) -> None:
+    """Run the cartoon-bias table (rows 1-5, 3 seeds, val-chosen learning rate, paired bootstrap on test)."""
+    from toonlab.vision.bias import DEFAULT_ROWS, BiasConfig, run_bias
+
+    try:
+        rows = dict(DEFAULT_ROWS)
+        rows[next(r for r in rows if r.startswith("5 "))] = scratch
+        bc = BiasConfig(
+            rows,
+            tuple(range(seeds)),
+            tuple(float(x) for x in lrs.split(",")),
+            steps,
+            batch_size,
+            frames,
+            size,
+            _labels(labels),
+            _labels(tasks),
+            limit=limit,
+            n_resamples=resamples,
+        )
+        result = run_bias(data, out, bc, device, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+    typer.echo((out / "bias.md").read_text())
+    Console().print_json(json.dumps({"shots": result["shots"], "test_queries": result["test_queries"]}))
