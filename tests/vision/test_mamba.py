@@ -130,3 +130,47 @@ def test_tiny_model_overfits_eight_clips():
     with torch.no_grad():
         assert (model(x).argmax(-1) == y).all()
     assert loss.item() < 0.1
+
+
+def test_videomamba_in_the_model_factory():
+    from toonlab.vision.models import build_classifier, build_videoclip, get_config, with_video_encoder
+    from toonlab.vision.videoclip import contrastive_loss
+
+    config = get_config("tiny-mamba")
+    assert with_video_encoder(get_config("tiny-mean"), "videomamba:tiny") == config
+    with pytest.raises(ValueError, match="unknown video encoder"):
+        with_video_encoder(config, "transformer")
+    torch.manual_seed(0)
+    model = build_videoclip(config)
+    frames = torch.randint(0, 256, (3, config.n_frames, 3, config.size, config.size), dtype=torch.uint8)
+    mask = torch.ones(3, config.n_frames, dtype=torch.bool)
+    h = model.video.prefix(frames.flatten(0, 1)).view(frames.shape)
+    video, text, scale = model(h, mask, model.text.prefix(["a", "b", "c"]))
+    assert video.shape == text.shape == (3, config.embed_dim)
+    contrastive_loss(video, text, torch.arange(3), scale).backward()
+    dead = {f"video.backbone.blocks.{videomamba_config('tiny').depth - 1}.mixer.forward_scan.A_log"}
+    no_grad = {n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0}
+    assert no_grad == dead  # see VideoMamba.forward: the cls token is read before any forward-direction decay
+    with pytest.raises(ValueError, match="every frame slot"):
+        model.video.suffix(h, mask.logical_not())
+    logits = build_classifier(config, {"action": 2, "order": 2})(h, mask)
+    assert logits["action"].shape == (3, 2) and logits["order"].shape == (3, 2)
+
+
+@pytest.mark.parametrize("task", ["retrieval", "classify"])
+def test_train_and_eval_commands_with_videomamba(labelled, tmp_path, task):
+    import json
+
+    from typer.testing import CliRunner
+
+    from toonlab.cli import app
+
+    run = tmp_path / "run"
+    args = ["vision", "train", task, "--data", str(labelled), "--out", str(run), "--config", "tiny-mean"]
+    args += ["--model", "videomamba:tiny", "--steps", "2", "--batch-size", "4", "--eval-every", "2"]
+    result = CliRunner().invoke(app, [*args, "--labels", "kind,action"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["vision", "eval", str(run), "--data", str(labelled)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "eval-test.json").read_text())
+    assert ("t2v_r1" in summary) if task == "retrieval" else ("order_acc" in summary)

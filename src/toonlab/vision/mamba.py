@@ -6,8 +6,9 @@ input and output projections between the two directions; each direction has its 
 dt_proj, A_log and D, and the backward direction runs on the flipped sequence. Both directions always run (the
 reference layer silently drops the backward one off its CUDA path). RMSNorm, pre-norm, fp32 residual stream.
 
-``VideoMamba`` maps clips (B, T, C, H, W) to cls features (B, dim): the video tower of retrieval.
-``VideoMambaClassifier`` adds a linear head.
+``VideoMamba`` maps clips (B, T, C, H, W) to cls features (B, dim). ``MambaVideoEncoder`` wraps it as a video
+encoder of the training framework (Video-CLIP's video side, the classifiers' trunk); ``VideoMambaClassifier`` is
+the standalone backbone + linear head.
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ class VideoMambaConfig:
         return asdict(self)
 
 
-# VideoMamba-Ti / S / M of the paper (192x24, 384x24, 576x32) and a tiny one for tests and CPU runs.
+# VideoMamba-Ti / S / M of the paper (192x24, 384x24, 576x32), a narrow shallow one for CPU budgets, and a tiny
+# one for tests.
 VIDEOMAMBA_CONFIGS: dict[str, VideoMambaConfig] = {
     "tiny": VideoMambaConfig(img_size=32, patch_size=8, num_frames=4, dim=32, depth=2, d_state=8),
+    "micro": VideoMambaConfig(dim=96, depth=6),
     "ti": VideoMambaConfig(dim=192, depth=24),
     "s": VideoMambaConfig(dim=384, depth=24),
     "m": VideoMambaConfig(dim=576, depth=32),
@@ -210,3 +213,35 @@ class VideoMambaClassifier(nn.Module):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(video))
+
+
+class MambaVideoEncoder(nn.Module):
+    """VideoMamba as a video encoder: ``prefix`` normalises frames, ``suffix`` (B, N, 3, H, W) -> (B, embed_dim).
+
+    The whole backbone trains, so nothing is cached; every one of the N frame slots must hold a frame (shots with
+    fewer drawings repeat them), because the model reads a fixed-length token sequence.
+    """
+
+    cached = False
+
+    def __init__(self, config: VideoMambaConfig, embed_dim: int) -> None:
+        super().__init__()
+        self.backbone = VideoMamba(config)
+        self.projection = nn.Linear(config.dim, embed_dim)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406])[:, None, None], persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225])[:, None, None], persistent=False)
+
+    def prefix(self, frames: torch.Tensor) -> torch.Tensor:
+        """(M, 3, H, W) uint8 or float in [0, 1] -> normalised float frames."""
+        if frames.dtype == torch.uint8:
+            frames = frames.float() / 255.0
+        return (frames - self.mean) / self.std
+
+    def suffix(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not bool(mask.all()):
+            raise ValueError("VideoMamba reads every frame slot: fill short shots by repeating drawings, not masks")
+        return self.projection(self.backbone(h))
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # frames (B, N, 3, H, W)
+        return self.suffix(self.prefix(frames.flatten(0, 1)).view(frames.shape), mask)
