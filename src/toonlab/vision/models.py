@@ -66,6 +66,7 @@ CONFIGS: dict[str, ModelConfig] = {
     ),
     # bias-table row 6: VideoMamba from scratch as the video side, frozen MiniLM + trained projection as the text
     "mamba-frozen-text": replace(_NATURAL, video="videomamba"),
+    "mamba-micro-frozen-text": replace(_NATURAL, video="videomamba", mamba="micro"),
     # tiny configs for tests and smoke runs
     "tiny-mean": ModelConfig(
         frame_tower="cnn",
