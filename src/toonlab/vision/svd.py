@@ -230,6 +230,7 @@ def encode(parts: SVDParts, batch: SVDBatch, cond_sigma: torch.Tensor, generator
     """Run the frozen VAE and CLIP encoder; ``sample`` False takes the latent mode (deterministic evaluation)."""
     frames = batch.frames
     b, f = frames.shape[:2]
+    cond_sigma = cond_sigma.to(frames.device)
     dtype = next(parts.vae.parameters()).dtype
     dist = parts.vae.encode(frames.flatten(0, 1).to(dtype)).latent_dist
     latents = (dist.sample(generator) if sample else dist.mode()) * parts.vae.config.scaling_factor
