@@ -36,3 +36,21 @@ def test_tuple_states_are_chunked_and_cached(tmp_path):
     ids, mask = torch.arange(6).view(3, 2), torch.ones(3, 2, dtype=torch.bool)
     out = features.prefix_outputs(lambda s: (s[0] + 1, s[1]), (ids, mask), 3, torch.device("cpu"), tmp_path, {"k": 1})
     assert torch.equal(out[0], ids + 1) and torch.equal(out[1], mask)
+
+
+def test_a_frozen_cache_is_derived_from_a_lower_cut(tmp_path):
+    from toonlab.vision.towers import small_cnn
+
+    torch.manual_seed(0)
+    partial_tower = small_cnn("partial").eval()
+    frozen_tower = small_cnn("frozen").eval()
+    frozen_tower.load_state_dict(partial_tower.state_dict())
+    frames = torch.rand(5, 3, 32, 32)
+    key, cpu = {"tower": "cnn"}, torch.device("cpu")
+    features.tower_outputs(partial_tower, partial_tower.prefix, frames, 5, cpu, tmp_path, key)
+
+    def must_not_run(x):
+        raise AssertionError("the frozen features should come from the partial cache")
+
+    derived = features.tower_outputs(frozen_tower, must_not_run, frames, 5, cpu, tmp_path, key)
+    assert torch.allclose(derived, frozen_tower.prefix(frames), atol=1e-6)

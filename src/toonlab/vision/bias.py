@@ -167,8 +167,11 @@ def run_bias(
     log(f"shots: train {len(shots['train'])}, val {len(shots['val'])}, test {len(shots['test'])}")
     per_seed: dict[str, list[dict[str, np.ndarray]]] = {row: [{} for _ in bc.seeds] for row in bc.rows}
     chosen: dict[str, dict[str, float]] = {row: {} for row, name in bc.rows.items() if name is not None}
+    first = [r for r in PRIMARY[:2] if r in bc.rows]  # the primary contrast's rows train first; the partial
+    order = first + [r for r in bc.rows if r not in first]  # row's cache then also yields the frozen features
     for task in bc.tasks:
-        for row, config_name in bc.rows.items():
+        for row in order:
+            config_name = bc.rows[row]
             if config_name is None:
                 for merged, seed in zip(per_seed[row], bc.seeds, strict=True):
                     chance = _per_query_scores(_chance(shots["test"], shots["train"], bc.labels, seed), bc.labels)

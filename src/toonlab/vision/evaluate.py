@@ -52,7 +52,7 @@ def evaluate_run(
             tc.limit,
         )
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-        prepared = task.prepare(model, shots, dev, cache, feature_key(model_config, tc.seed))
+        prepared = task.prepare(model, shots, dev, cache, feature_key(model_config, tc.seed, tc.task))
         summary, per_query = task.evaluate(model, prepared, dev)
     summary = {"split": split, "shots": len(shots), **summary}
     (run / f"eval-{split}.json").write_text(json.dumps(summary, indent=2))

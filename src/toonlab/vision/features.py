@@ -18,12 +18,14 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from toonlab.vision.data import ShotSet
+from toonlab.vision.towers import SplitTower
 
 CHUNK = 64  # rows per forward pass
 PART = 2048  # rows per saved part of a cache being built
@@ -63,6 +65,26 @@ def _save(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+def _cache_path(cache_dir: Path, key: dict) -> Path:
+    return Path(cache_dir) / f"features-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.pt"
+
+
+def tower_outputs(
+    tower: SplitTower, fn: Callable[[Any], Any], state: Any, n: int, device, cache_dir: Path | None, key: dict
+) -> Any:
+    """`fn` (the tower's prefix) over n rows, keyed by the tower's cut. When a cache of the same tower at a lower
+    cut exists, only the stages between the two cuts run (a frozen tower's features from a partial one's cache)."""
+    key = {**key, "cut": tower.cut}
+    if cache_dir is not None and not _cache_path(cache_dir, key).exists():
+        for lower in range(tower.cut - 1, 0, -1):
+            path = _cache_path(cache_dir, {**key, "cut": lower})
+            if path.exists():
+                state = torch.load(path, map_location="cpu", weights_only=True)["state"]
+                fn = partial(tower.run_stages, start=lower, stop=tower.cut)
+                break
+    return prefix_outputs(fn, state, n, device, cache_dir, key)
+
+
 def prefix_outputs(
     fn: Callable[[Any], Any], state: Any, n: int, device: torch.device, cache_dir: Path | None, key: dict
 ) -> Any:
@@ -70,8 +92,8 @@ def prefix_outputs(
     saved as they finish, so a run stopped part-way resumes from the last finished part."""
     if cache_dir is None:
         return _run_chunks(fn, state, 0, n, device)
-    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"features-{name}.pt"
+    path = _cache_path(cache_dir, key)
+    name = path.stem.removeprefix("features-")
     if path.exists():
         return torch.load(path, map_location="cpu", weights_only=True)["state"]
     parts_dir = Path(cache_dir) / f".features-{name}.parts"
@@ -117,7 +139,7 @@ def video_inputs(
         return VideoInputs(shots.frames, shots.index, cached=False)
     key = {**key, "split": _split_digest(shots), "kind": "video"}
     encoder.eval()
-    store = prefix_outputs(encoder.prefix, shots.frames, len(shots.frames), device, cache_dir, key)
+    store = tower_outputs(encoder.tower, encoder.prefix, shots.frames, len(shots.frames), device, cache_dir, key)
     return VideoInputs(store, shots.index, cached=True)
 
 
@@ -130,4 +152,4 @@ def text_inputs(
         return tokens
     key = {**key, "captions": hashlib.sha256("\n".join(captions).encode()).hexdigest()[:16], "kind": "text"}
     encoder.eval()
-    return prefix_outputs(encoder.tower.prefix, tokens, len(captions), device, cache_dir, key)
+    return tower_outputs(encoder.tower, encoder.tower.prefix, tokens, len(captions), device, cache_dir, key)

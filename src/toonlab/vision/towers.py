@@ -64,11 +64,15 @@ class SplitTower(nn.Module):
             stage.eval()  # frozen stages keep their batch-norm statistics and have no dropout
         return self
 
-    def prefix(self, x: State) -> State:
+    def run_stages(self, x: State, start: int, stop: int) -> State:
+        """Stages [start, stop) without gradients (frozen ones: a prefix, or a prefix resumed from a lower cut)."""
         with torch.no_grad():
-            for stage in self.stages[: self.cut]:
+            for stage in self.stages[start:stop]:
                 x = stage(x)
         return x
+
+    def prefix(self, x: State) -> State:
+        return self.run_stages(x, 0, self.cut)
 
     def suffix(self, h: State) -> torch.Tensor:
         for stage in self.stages[self.cut :]:

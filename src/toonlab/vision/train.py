@@ -83,12 +83,12 @@ def place(device: str) -> tuple[torch.device, int, int]:
     return torch.device(device), rank, world
 
 
-def feature_key(config: ModelConfig, seed: int) -> dict:
-    """What a frozen prefix's output depends on (the seed only for randomly initialised towers)."""
-    towers = {
-        k: v for k, v in config.to_dict().items() if k not in {"pooling", "embed_dim", "temporal_layers", "heads"}
-    }
-    return {"towers": towers, "seed": None if config.pretrained else seed}
+def feature_key(config: ModelConfig, seed: int, task: str) -> dict:
+    """What a frozen prefix's output depends on: the towers (their cut joins later), and for randomly initialised
+    towers the seed and the task (the model the task builds decides the order of the random draws)."""
+    trained_only = {"pooling", "embed_dim", "temporal_layers", "heads", "frame_mode", "text_mode", "temperature"}
+    towers = {k: v for k, v in config.to_dict().items() if k not in trained_only}
+    return {"towers": towers, "seed": None if config.pretrained else f"{task}:{seed}"}
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -210,7 +210,7 @@ def train(
         model = task.build(model_config)
     model.to(dev)
     (out / "config.json").write_text(json.dumps({"model": model_config.to_dict(), "train": tc.to_dict()}, indent=2))
-    key = feature_key(model_config, tc.seed)
+    key = feature_key(model_config, tc.seed, tc.task)
     prepared = {s: task.prepare(model, shots[s], dev, cache, key) for s in shots}
     optimizer = _optimizer(model, tc)
     step, seconds = 0, 0.0
