@@ -15,6 +15,7 @@ setup:
 
 media:
 	bash scripts/fetch_media.sh
+	bash scripts/fetch_sprites.sh
 
 demo: setup
 	$(VENV)/bin/toonlab curate $(MEDIA)/clips --out $(DEMO) --workers 2 --annotate text,motion,quality,caption

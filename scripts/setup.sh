@@ -102,4 +102,6 @@ fi
 
 PYTHON="$VENV/bin/python" bash "$ROOT/scripts/fetch_media.sh" >/dev/null || die "scripts/fetch_media.sh failed"
 bash "$ROOT/scripts/fetch_speech.sh" || die "scripts/fetch_speech.sh failed" # real speech (~185 MB, ~30 s)
+# sprite animations for `toonlab vision build-sprites` (330 MB of .debs, 56 MB unpacked, ~1 min)
+bash "$ROOT/scripts/fetch_sprites.sh" >/dev/null || die "scripts/fetch_sprites.sh failed"
 log "done: $VENV/bin/toonlab; media in ${TOONLAB_MEDIA:-$ROOT/.cache/media}/clips"

@@ -34,3 +34,10 @@ def media_dir() -> Path:
 def speech_dir() -> Path:
     """Real recorded speech (hedgewars voice packs, fillets-ng dialogue): `$TOONLAB_MEDIA/speech`."""
     return _fetched("speech", ("hedgewars", "fillets"), "bash scripts/fetch_speech.sh")
+
+
+@pytest.fixture(scope="session")
+def sprites_dir() -> Path:
+    """Unpacked sprite packages (Wesnoth, SuperTux, Frozen Bubble): `$TOONLAB_MEDIA/sprites`."""
+    packages = ("wesnoth-1.16-data", "supertux-data", "frozen-bubble-data")
+    return _fetched("sprites", tuple(f"{p}/VERSION" for p in packages), "bash scripts/fetch_sprites.sh")

@@ -74,13 +74,13 @@ def _report(stats: dict, out: Path) -> None:
         console.print(f"[yellow]not rendered[/yellow] {error}")
     summary = stats["summary"]
     table = Table(title=f"sprite dataset {out}: {stats['render']['clips']} clips, {summary['all']['shots']} shots")
-    for column in ("split", "shots", "characters", "unique captions"):
+    for column in ("split", "shots", "characters", "character groups", "unique captions"):
         table.add_column(column)
     for name in ("train", "val", "test"):
         row = summary[name]
-        table.add_row(name, str(row["shots"]), str(row["characters"]), str(row["unique_captions"]))
+        table.add_row(name, *(str(row[k]) for k in ("shots", "characters", "groups", "unique_captions")))
     Console().print(table)
-    Console().print_json(json.dumps({"per_package_shots": summary["all"]["per_package"], "dedup": stats["dedup"]}))
+    Console().print_json(json.dumps({k: v for k, v in summary["all"].items() if k != "shots"}))
 
 
 def _fail(exc: Exception) -> typer.Exit:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toonlab.vision.sprites import captions, frozen_bubble, labels, render, supertux, timing, wesnoth
+from toonlab.vision.sprites.groups import character_groups
 from toonlab.vision.sprites.model import Animation, mirrored
 
 READERS: dict[str, Callable[[Path, int], Iterator[Animation]]] = {
@@ -75,6 +76,9 @@ def read_animations(root: Path, config: BuildConfig) -> list[Animation]:
         anims.extend(found)
         if config.mirror and package in MIRRORED:
             anims.extend(mirrored(a) for a in found)
+    linked = character_groups(anims)
+    for anim in anims:
+        anim.labels["character_group"] = linked[anim.labels["character"]]
     return anims
 
 
@@ -185,10 +189,13 @@ def build(
 
     out = Path(out)
     stats = {"render": render_dataset(root, out, config, on_total, on_done)}
-    stats["curate"] = run_curate([str(out / CLIPS_DIR)], out, CurateConfig(), workers=max(1, config.workers))
+    curate_config = CurateConfig(clips="copy")  # every frame of each shot, beside its keyframes
+    stats["curate"] = run_curate([str(out / CLIPS_DIR)], out, curate_config, workers=max(1, config.workers))
     stats["labels"] = labels.attach(out)
     stats["dedup"] = run_dedup(out)
-    stats["split"] = run_split(out, val, test, seed, group_by="character")
+    # Grouped by characters that share drawings (groups.py), not by pHash clusters: on small sprites over flat
+    # backgrounds those chain unrelated characters together (`cross_character_dup_clusters` counts them).
+    stats["split"] = run_split(out, val, test, seed, group_dups=False, group_by="character_group")
     stats["summary"] = summarize(out)
     return stats
 
@@ -197,18 +204,31 @@ def summarize(out: Path) -> dict:
     """Shots, characters and captions per split (test shots are the text->video queries)."""
     from toonlab.curate.sidecar import read_dataset
 
-    table = read_dataset(out, ["identifier", "split", "character", "caption", "package"]).to_pylist()
+    columns = ["identifier", "split", "character", "character_group", "caption", "package", "dup_cluster"]
+    columns += ["keyframe_indices"]
+    table = read_dataset(out, columns).to_pylist()
     summary: dict[str, dict] = {}
     for name in ("train", "val", "test"):
         rows = [r for r in table if r["split"] == name]
         summary[name] = {
             "shots": len(rows),
             "characters": len({r["character"] for r in rows}),
+            "groups": len({r["character_group"] for r in rows}),
             "unique_captions": len({r["caption"] for r in rows}),
         }
+    clusters: dict[str, set[str]] = {}
+    for r in table:
+        if r["dup_cluster"] is not None:
+            clusters.setdefault(r["dup_cluster"], set()).add(r["character_group"])
+    keyframes = sorted(len(r["keyframe_indices"] or []) for r in table)
     summary["all"] = {
         "shots": len(table),
         "characters": len({r["character"] for r in table}),
+        "groups": len({r["character_group"] for r in table}),
         "per_package": {p: sum(r["package"] == p for r in table) for p in sorted({r["package"] for r in table})},
+        "dup_clusters": len(clusters),
+        "cross_character_dup_clusters": sum(len(g) > 1 for g in clusters.values()),
+        "keyframes_per_shot_median": keyframes[len(keyframes) // 2] if keyframes else 0,
+        "shots_with_one_keyframe": sum(k == 1 for k in keyframes),
     }
     return summary

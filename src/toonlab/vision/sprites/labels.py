@@ -14,7 +14,7 @@ from toonlab.curate.sidecar import metadata_files, write_sidecar
 
 NAME = "sprite_labels"
 LABELS_FILE = "sprite_labels.parquet"
-LABEL_COLUMNS = ("character", "variant", "kind", "action", "direction", "package", "licence")
+LABEL_COLUMNS = ("character", "character_group", "variant", "kind", "action", "direction", "package", "licence")
 OPTIONAL_COLUMNS = ("attack", "attack_range", "attack_type")
 SCHEMA = pa.schema(
     [("clip_id", pa.string())]
@@ -47,7 +47,7 @@ def attach(out: Path) -> dict:
     out = Path(out)
     labels = pq.read_table(out / LABELS_FILE)
     by_clip = {clip: i for i, clip in enumerate(labels.column("clip_id").to_pylist())}
-    columns = [f.name for f in SCHEMA if f.name != "clip_id"]
+    columns = [f.name for f in SCHEMA]
     tables, shots, unmatched = {}, 0, 0
     for meta in metadata_files(out):
         rows = pq.read_table(meta, columns=["identifier", "source"]).to_pylist()

@@ -233,8 +233,9 @@ def _with_article(noun: str) -> str:
 
 
 def _appearance(race: str, gender: str, attacks: dict[str, wml.Tag]) -> str:
+    """`gender` is "" for a unit type drawn in one gender only (the default, male, says nothing about the art)."""
     noun = RACES.get(race, "creature")
-    who = f"{gender} {noun}" if gender in ("male", "female") and race not in ("wolf", "bats", "horse") else noun
+    who = f"{gender} {noun}" if gender else noun
     weapons = []
     for attack in attacks.values():
         words = (attack.keys.get("description") or attack.keys.get("name", "")).lower()
@@ -248,7 +249,7 @@ def _drawings(items: list[tuple[str, bool, float]], images: Path) -> list[Drawin
     out = []
     for path, flip, ms in items:
         file = images / path
-        if not path or ".." in Path(path).parts or not file.is_file():
+        if not path or ".." in Path(path).parts or Path(path).is_absolute() or not file.is_file():
             return None
         out.append(Drawing(file, ms, flip))
     return out
@@ -269,7 +270,8 @@ def unit_animations(unit: wml.Tag, images: Path, min_drawings: int = 3) -> Itera
     for block, variant in blocks:
         own_attacks = {a.keys.get("name", ""): a for a in block.all("attack")} or attacks
         gender = variant if variant in ("male", "female") else base_gender
-        appearance = _appearance(block.keys.get("race", race), gender, own_attacks)
+        both = "," in unit.keys.get("gender", "") or bool(unit.all("female"))
+        appearance = _appearance(block.keys.get("race", race), gender if both else "", own_attacks)
         counts: dict[str, int] = {}
         seen: set[tuple[Drawing, ...]] = set()  # hit/miss branches often differ only in sound
         for anim in block.children:
