@@ -16,27 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from functools import partial
 from pathlib import Path
 
 import torch
+from vision_bench import _best as best  # fastest of N timed calls after a warm-up (this folder is on sys.path)
 
 from toonlab.vision.mamba import VideoMambaClassifier, videomamba_config
 from toonlab.vision.scan import _kernel, selective_scan
-
-
-def best(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` timed calls after one warm-up (least disturbed by other load)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _scan_forward(tensors: list, backend: str) -> None:
