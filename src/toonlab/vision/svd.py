@@ -109,9 +109,8 @@ def load_svd(directory: Path | str, unet_dir: Path | str | None = None) -> SVDPa
     diffusers, transformers = require("diffusers"), require("transformers")
     directory = check_svd_dir(directory)
     local = {"local_files_only": True}
-    unet_source = Path(unet_dir) if unet_dir is not None else directory / "unet"
     return SVDParts(
-        unet=diffusers.UNetSpatioTemporalConditionModel.from_pretrained(str(unet_source), **local),
+        unet=load_unet(unet_dir if unet_dir is not None else directory / "unet"),
         vae=diffusers.AutoencoderKLTemporalDecoder.from_pretrained(str(directory / "vae"), **local),
         image_encoder=transformers.CLIPVisionModelWithProjection.from_pretrained(
             str(directory / "image_encoder"), **local
@@ -119,6 +118,12 @@ def load_svd(directory: Path | str, unet_dir: Path | str | None = None) -> SVDPa
         scheduler=diffusers.EulerDiscreteScheduler.from_pretrained(str(directory / "scheduler"), **local),
         feature_extractor=_image_processor(transformers).from_pretrained(str(directory / "feature_extractor"), **local),
     )
+
+
+def load_unet(directory: Path | str) -> torch.nn.Module:
+    """A saved ``UNetSpatioTemporalConditionModel`` (an SVD directory's unet/, or a fine-tuned checkpoint's)."""
+    diffusers = require("diffusers")
+    return diffusers.UNetSpatioTemporalConditionModel.from_pretrained(str(directory), local_files_only=True)
 
 
 def _image_processor(transformers):

@@ -55,7 +55,7 @@ def eval_svd_run(
     run: Path, data: Path | None, split: str, max_clips: int, generate: int, steps: int, device: str
 ) -> dict:
     """``toonlab vision eval`` of an SVD run: fixed-grid denoising loss (fine-tuned vs base), optional timing."""
-    from toonlab.vision.svd import load_svd
+    from toonlab.vision.svd import load_unet
     from toonlab.vision.svd_eval import generated_timing, heldout_loss
     from toonlab.vision.svd_train import load_run
 
@@ -63,7 +63,7 @@ def eval_svd_run(
     if data is not None:
         config.data = str(data)
     parts.to(device)
-    base = load_svd(config.svd_dir).unet.to(device)
+    base = load_unet(Path(config.svd_dir) / "unet").to(device)
     result = {"denoising": heldout_loss(parts, {"finetuned": parts.unet, "base": base}, config, split, max_clips)}
     if generate:
         result["timing"] = generated_timing(parts, config, split, generate, steps)
