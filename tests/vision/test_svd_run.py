@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,9 +12,9 @@ from typer.testing import CliRunner
 pytest.importorskip("diffusers")
 
 from toonlab.cli import app  # noqa: E402
-from toonlab.vision.svd import tiny_svd  # noqa: E402
+from toonlab.vision.svd import SVDParts, tiny_svd  # noqa: E402
 from toonlab.vision.svd_eval import pixel_timing, screen_timing  # noqa: E402
-from toonlab.vision.svd_train import ScreenFrames, checkpoints  # noqa: E402
+from toonlab.vision.svd_train import ScreenFrames, checkpoints, size_multiple  # noqa: E402
 
 runner = CliRunner()
 
@@ -83,6 +84,7 @@ def test_bad_runs_are_clear_errors(labelled, svd_dir, tmp_path):
     assert not (tmp_path / "r").exists()
     bad_size = runner.invoke(app, [*base, "--svd-dir", str(svd_dir), "--size", "30"])
     assert bad_size.exit_code == 2 and "multiple of 16" in " ".join(bad_size.output.split())
+
     no_dir = runner.invoke(app, base)
     assert no_dir.exit_code == 2 and "--svd-dir" in no_dir.output
     assert runner.invoke(app, ["vision", "eval", str(tmp_path)]).exit_code == 2
@@ -113,3 +115,15 @@ def test_pixel_timing_judge_on_real_cartoons(media_dir, tmp_path_factory, frames
     assert len(agree["clean"]) >= 5
     for kind, hits in agree.items():
         assert sum(hits) / len(hits) >= 0.75, (kind, hits)
+
+
+def test_frame_size_multiple():
+    assert size_multiple(tiny_svd()) == 4  # VAE x2, UNet x2
+    real = SVDParts(  # stable-video-diffusion-img2vid: VAE x8, UNet x8
+        unet=SimpleNamespace(config=SimpleNamespace(down_block_types=("CrossAttnDownBlockSpatioTemporal",) * 4)),
+        vae=SimpleNamespace(config=SimpleNamespace(block_out_channels=(128, 256, 512, 512))),
+        image_encoder=None,
+        scheduler=None,
+        feature_extractor=None,
+    )
+    assert size_multiple(real) == 64

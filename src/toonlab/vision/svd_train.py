@@ -48,7 +48,7 @@ class SVDTrainConfig:
     data: str
     svd_dir: str
     frames: int = 14
-    size: tuple[int, int] = (256, 256)  # (H, W), multiples of 8 times the VAE factor
+    size: tuple[int, int] = (256, 256)  # (H, W), multiples of size_multiple(parts)
     stride: int = 1
     batch_size: int = 1
     steps: int = 1000
@@ -136,6 +136,12 @@ def save_checkpoint(run: Path, parts: SVDParts, opt: torch.optim.Optimizer, step
     return final
 
 
+def size_multiple(parts: SVDParts) -> int:
+    """Frame sides must divide by the VAE's downsampling times the UNet's (2 per block after the first)."""
+    vae = 2 ** (len(parts.vae.config.block_out_channels) - 1)
+    return vae * 2 ** (len(parts.unet.config.down_block_types) - 1)
+
+
 def _cycle(loader) -> Iterator[dict]:
     while True:
         empty = True
@@ -170,6 +176,9 @@ def train_svd(config: SVDTrainConfig, run: Path | str, log: Callable[[dict], Non
     device = torch.device(config.device)
     done = checkpoints(run)
     parts = load_svd(config.svd_dir, unet_dir=done[-1] / "unet" if done else None).to(device)
+    multiple = size_multiple(parts)
+    if config.size[0] % multiple or config.size[1] % multiple:
+        raise ValueError(f"this SVD needs frame sides that are multiples of {multiple}, got {config.size}")
     for frozen in (parts.vae, parts.image_encoder):
         frozen.eval().requires_grad_(False)
     if config.grad_checkpoint:
