@@ -167,25 +167,32 @@ def run_bias(
     log(f"shots: train {len(shots['train'])}, val {len(shots['val'])}, test {len(shots['test'])}")
     per_seed: dict[str, list[dict[str, np.ndarray]]] = {row: [{} for _ in bc.seeds] for row in bc.rows}
     chosen: dict[str, dict[str, float]] = {row: {} for row, name in bc.rows.items() if name is not None}
-    first = [r for r in PRIMARY[:2] if r in bc.rows]  # the primary contrast's rows train first; the partial
-    order = first + [r for r in bc.rows if r not in first]  # row's cache then also yields the frozen features
+    chance_rows = [r for r, name in bc.rows.items() if name is None]
+    # the primary contrast's rows train first (the partial row's cache then also yields the frozen features)
+    first = [r for r in PRIMARY[:2] if r in bc.rows]
+    order = first + [r for r in bc.rows if r not in first and r not in chance_rows]
     for task in bc.tasks:
+        for row in chance_rows:
+            for merged, seed in zip(per_seed[row], bc.seeds, strict=True):
+                chance = _per_query_scores(_chance(shots["test"], shots["train"], bc.labels, seed), bc.labels)
+                merged.update({k: v for k, v in chance.items() if _is_retrieval(k) == (task == "retrieval")})
         for row in order:
             config_name = bc.rows[row]
-            if config_name is None:
-                for merged, seed in zip(per_seed[row], bc.seeds, strict=True):
-                    chance = _per_query_scores(_chance(shots["test"], shots["train"], bc.labels, seed), bc.labels)
-                    merged.update({k: v for k, v in chance.items() if _is_retrieval(k) == (task == "retrieval")})
-                continue
             chosen[row][task], scores = _row_task(data, out, config_name, task, bc, device, shots, cache, log)
             for merged, values in zip(per_seed[row], scores, strict=True):
                 merged.update(values)
-    result = summarize(per_seed, bc, chosen)
+            _write(out, summarize(per_seed, bc, chosen), shots)  # the rows so far, should a later one be stopped
+    return _write(out, summarize(per_seed, bc, chosen), shots)
+
+
+def _write(out: Path, result: dict[str, Any], shots: dict[str, ShotSet]) -> dict[str, Any]:
     result["shots"] = {s: len(v) for s, v in shots.items()}
     result["test_queries"] = {"t2v": len(shots["test"].caption_ids()[0]), "v2t": len(shots["test"])}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bias.json").write_text(json.dumps(result, indent=2))
-    (out / "bias.md").write_text(to_markdown(result))
+    for name, text in (("bias.json", json.dumps(result, indent=2)), ("bias.md", to_markdown(result))):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out / name)
     return result
 
 
@@ -193,6 +200,8 @@ def summarize(per_seed: dict[str, list[dict[str, np.ndarray]]], bc: BiasConfig, 
     """Per row: each metric's mean over seeds (in %) with a bootstrap interval over queries; the contrasts."""
     table = {}
     for row, seeds in per_seed.items():
+        if not seeds[0]:
+            continue  # not trained yet
         table[row] = {}
         for metric in seeds[0]:
             pooled = np.mean([s[metric] for s in seeds], axis=0)
@@ -209,7 +218,7 @@ def summarize(per_seed: dict[str, list[dict[str, np.ndarray]]], bc: BiasConfig, 
 
 def _contrast(per_seed: dict, high: str, low: str, metric: str, n_resamples: int) -> dict | None:
     """Row `high` minus row `low` on `metric`: paired bootstrap per seed and with seeds pooled (None if absent)."""
-    if high not in per_seed or low not in per_seed or metric not in per_seed[high][0]:
+    if high not in per_seed or low not in per_seed or metric not in per_seed[high][0] or metric not in per_seed[low][0]:
         return None
     a, b = per_seed[high], per_seed[low]
     each = [
