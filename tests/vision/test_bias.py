@@ -8,9 +8,9 @@ from dataclasses import replace
 from typer.testing import CliRunner
 
 from toonlab.cli import app
-from toonlab.vision.bias import DEFAULT_ROWS, PRIMARY, BiasConfig, run_bias
+from toonlab.vision.bias import DEFAULT_ROWS, PRIMARY, TEMPORAL_ROWS, BiasConfig, run_bias
 
-TINY = dict(zip(DEFAULT_ROWS, [None, "tiny-mean", "tiny-seq", "tiny-frozen", "tiny-seq"], strict=True))
+TINY = dict(zip(DEFAULT_ROWS, [None, "tiny-mean", "tiny-seq", "tiny-frozen", "tiny-seq", "tiny-mamba"], strict=True))
 
 
 def test_bias_table_rows_contrast_and_resume(labelled, tmp_path):
@@ -28,6 +28,9 @@ def test_bias_table_rows_contrast_and_resume(labelled, tmp_path):
     mean_order = result["table"][PRIMARY[1]]["order_acc"]["seeds"]
     assert mean_order == [50.0, 50.0]  # mean pooling cannot tell forward from reversed: exactly chance
     assert "Primary contrast" in (out / "bias.md").read_text()
+    controls = [c["contrast"] for c in result["order_control"]]
+    assert controls == [f"{row} minus {PRIMARY[1]}, order_acc" for row in TEMPORAL_ROWS]
+    assert (out / "bias.md").read_text().count("Temporal-order control") == 2
     runs = sorted(p.parent for p in (out / "runs").rglob("checkpoint.pt"))
     stamps = [p.stat().st_mtime_ns for p in runs]
     again = run_bias(labelled, out, bc, log=lambda m: None)  # everything finished: nothing retrains

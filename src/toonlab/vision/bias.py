@@ -8,13 +8,17 @@ the heads and the step budget:
 3. row 2 + a temporal transformer;
 4. partial fine-tune of the natural towers (last 2 Lite0 stages + head, last 2 MiniLM layers) + temporal transformer;
 5. the same recipe from scratch (default: small CNN + byte transformer; `scratch-natural-seq` is the natural
-   architectures with random weights, for GPU budgets). More rows plug in through `rows`.
+   architectures with random weights, for GPU budgets);
+6. VideoMamba from scratch as the video side + frozen MiniLM with a trained projection (`mamba-frozen-text`,
+   VideoMamba-Ti; `mamba-micro-frozen-text` for CPU budgets). More rows plug in through `rows`.
 Tasks: retrieval (text->video, video->text) and classification (label columns, plus the playback-order control).
 Per row and task the learning rate is chosen on val (seed 0, by t2v R@1 or mean label accuracy), then every seed
 trains at it and is scored on test. Intervals: percentile bootstrap over test queries of the per-query values
 averaged over seeds; contrasts are paired (same queries), per seed and pooled.
 
-Pre-registered primary contrast: row 4 minus row 2, text->video R@1 on test. Everything is written to
+Pre-registered primary contrast: row 4 minus row 2, text->video R@1 on test. Temporal-order control: playback
+order accuracy (forward vs reversed) of the rows that model time (3, 6) minus frame pooling (row 2), which cannot
+exceed chance by construction; a model that sees time should beat it. Everything is written to
 `DIR/bias.json` and `DIR/bias.md`; run folders under `DIR/runs/` make the command resumable (a finished run is
 not retrained, an unfinished one resumes from its checkpoint).
 """
@@ -42,8 +46,15 @@ DEFAULT_ROWS: dict[str, str | None] = {
     "3 row 2 + temporal transformer": "frozen-seq",
     "4 partial fine-tune on cartoons": "partial-seq",
     "5 same recipe from scratch": "scratch-seq",
+    "6 VideoMamba from scratch + frozen MiniLM": "mamba-frozen-text",
 }
-PRIMARY = ("4 partial fine-tune on cartoons", "2 frozen natural towers, trained projections", "t2v", "r1")
+TEMPORAL_ROWS = ("3 row 2 + temporal transformer", "6 VideoMamba from scratch + frozen MiniLM")
+POOLING_ROW = "2 frozen natural towers, trained projections"
+PRIMARY = ("4 partial fine-tune on cartoons", POOLING_ROW, "t2v", "r1")
+ORDER_CONTROL = (
+    ("3 row 2 + temporal transformer", POOLING_ROW),
+    ("6 VideoMamba from scratch + frozen MiniLM", POOLING_ROW),
+)
 
 
 @dataclass(frozen=True)
@@ -198,24 +209,28 @@ def summarize(per_seed: dict[str, list[dict[str, np.ndarray]]], bc: BiasConfig, 
             table[row][metric] = {k: 100.0 * v for k, v in ci.items()}
             table[row][metric]["seeds"] = [100.0 * float(s[metric].mean()) for s in seeds]
     high, low, direction, k = PRIMARY
-    metric = f"{direction}_{k}"
-    primary = None
-    if high in per_seed and low in per_seed and metric in per_seed[high][0] and metric in per_seed[low][0]:
-        a, b = per_seed[high], per_seed[low]
-        each = [
-            paired_bootstrap(x[metric], y[metric], bc.n_resamples, seed=i)
-            for i, (x, y) in enumerate(zip(a, b, strict=True))
-        ]
-        pooled = paired_bootstrap(
-            np.mean([x[metric] for x in a], 0), np.mean([y[metric] for y in b], 0), bc.n_resamples
-        )
-        primary = {
-            "contrast": f"{high} minus {low}, {metric}",
-            "pooled": {key: 100.0 * v for key, v in pooled.items()},
-            "per_seed": [{key: 100.0 * v for key, v in e.items()} for e in each],
-            "excludes_zero_in_every_seed": all(e["lo"] > 0 or e["hi"] < 0 for e in each),
-        }
-    return {"config": {**asdict(bc), "rows": bc.rows}, "chosen_lr": chosen, "table": table, "primary": primary}
+    primary = _contrast(per_seed, high, low, f"{direction}_{k}", bc.n_resamples)
+    order = [_contrast(per_seed, a, b, f"{ORDER}_acc", bc.n_resamples) for a, b in ORDER_CONTROL]
+    result = {"config": {**asdict(bc), "rows": bc.rows}, "chosen_lr": chosen, "table": table, "primary": primary}
+    result["order_control"] = [c for c in order if c is not None]
+    return result
+
+
+def _contrast(per_seed: dict, high: str, low: str, metric: str, n_resamples: int) -> dict | None:
+    """Row `high` minus row `low` on `metric`: paired bootstrap per seed and with seeds pooled (None if absent)."""
+    if high not in per_seed or low not in per_seed or metric not in per_seed[high][0] or metric not in per_seed[low][0]:
+        return None
+    a, b = per_seed[high], per_seed[low]
+    each = [
+        paired_bootstrap(x[metric], y[metric], n_resamples, seed=i) for i, (x, y) in enumerate(zip(a, b, strict=True))
+    ]
+    pooled = paired_bootstrap(np.mean([x[metric] for x in a], 0), np.mean([y[metric] for y in b], 0), n_resamples)
+    return {
+        "contrast": f"{high} minus {low}, {metric}",
+        "pooled": {key: 100.0 * v for key, v in pooled.items()},
+        "per_seed": [{key: 100.0 * v for key, v in e.items()} for e in each],
+        "excludes_zero_in_every_seed": all(e["lo"] > 0 or e["hi"] < 0 for e in each),
+    }
 
 
 COLUMNS = [
@@ -242,14 +257,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {row} | " + " | ".join(values) + " |")
     primary = result.get("primary")
     if primary:
-        p = primary["pooled"]
-        seeds = ", ".join(f"{e['estimate']:+.1f} [{e['lo']:+.1f}, {e['hi']:+.1f}]" for e in primary["per_seed"])
-        lines += [
-            "",
-            f"Primary contrast ({primary['contrast']}): {p['estimate']:+.1f} points, 95% paired bootstrap "
-            f"[{p['lo']:+.1f}, {p['hi']:+.1f}] (seeds pooled); per seed: {seeds}; "
-            f"interval excludes 0 in every seed: {primary['excludes_zero_in_every_seed']}.",
-        ]
+        lines += ["", f"Primary contrast ({primary['contrast']}): {_contrast_text(primary)}."]
+    for control in result.get("order_control", []):
+        lines += ["", f"Temporal-order control ({control['contrast']}): {_contrast_text(control)}."]
     chosen = "; ".join(
         f"{row.split(' ')[0]}: " + ", ".join(f"{t} {lr:g}" for t, lr in lrs.items())
         for row, lrs in result["chosen_lr"].items()
@@ -257,3 +267,12 @@ def to_markdown(result: dict[str, Any]) -> str:
     if chosen:
         lines += ["", f"Learning rates chosen on val (rows {chosen})."]
     return "\n".join(lines) + "\n"
+
+
+def _contrast_text(c: dict) -> str:
+    p = c["pooled"]
+    seeds = ", ".join(f"{e['estimate']:+.1f} [{e['lo']:+.1f}, {e['hi']:+.1f}]" for e in c["per_seed"])
+    return (
+        f"{p['estimate']:+.1f} points, 95% paired bootstrap [{p['lo']:+.1f}, {p['hi']:+.1f}] (seeds pooled); "
+        f"per seed: {seeds}; interval excludes 0 in every seed: {c['excludes_zero_in_every_seed']}"
+    )

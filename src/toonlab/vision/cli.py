@@ -94,14 +94,17 @@ def _labels(text: str) -> tuple[str, ...]:
 
 @app.command("train")
 def train_command(
-    task: Annotated[str, typer.Argument(help="retrieval or classify.")],
+    task: Annotated[str, typer.Argument(help="retrieval, classify or svd.")],
     data: Annotated[Path, typer.Option(help="Curated dataset with a split column (`toonlab split`).")],
     out: Annotated[Path, typer.Option(help="Run folder (resumed when it holds a checkpoint).")],
     config: Annotated[str, typer.Option(help="Model config name (see toonlab.vision.models.CONFIGS).")] = "frozen-mean",
     device: Annotated[str, typer.Option(help="cpu or cuda (bf16 autocast); under torchrun one rank each.")] = "cpu",
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
-    batch_size: Annotated[int, typer.Option(help="Global batch (all ranks).")] = 32,
-    lr: Annotated[float, typer.Option(help="Learning rate of heads, projections and scratch towers.")] = 1e-3,
+    batch_size: Annotated[int | None, typer.Option(help="Global batch (all ranks); default 32, svd 1.")] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Learning rate of heads, projections, scratch towers (1e-3; svd 1e-5)."),
+    ] = None,
     tower_lr: Annotated[float, typer.Option(help="Learning rate of fine-tuned pretrained layers.")] = 1e-4,
     seed: Annotated[int, typer.Option(help="Seed (init, batches, dropout).")] = 0,
     eval_every: Annotated[int, typer.Option(help="Val metrics and a checkpoint every N steps.")] = 100,
@@ -113,21 +116,43 @@ def train_command(
     size: Annotated[int | None, typer.Option(help="Frame side in pixels (default: the config's).")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many shots per split.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Shot and frozen-feature cache (default RUN/cache).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Video encoder: frames or videomamba[:SIZE] (SIZE tiny/micro/ti/s/m, default ti)."),
+    ] = None,
+    svd_dir: Annotated[
+        Path | None, typer.Option(help="svd: local SVD directory (unet/, vae/, image_encoder/, ...).")
+    ] = None,
+    temporal_only: Annotated[bool, typer.Option(help="svd: train only the UNet's temporal layers.")] = False,
+    stride: Annotated[int, typer.Option(help="svd: every STRIDE-th screen frame (conditioning fps / STRIDE).")] = 1,
+    cond_drop: Annotated[float, typer.Option(help="svd: conditioning dropout (for guidance).")] = 0.1,
+    grad_checkpoint: Annotated[bool, typer.Option(help="svd: gradient checkpointing in the UNet.")] = False,
 ) -> None:
-    """Train Video-CLIP retrieval or the classifier heads on a curated dataset."""
+    """Train Video-CLIP retrieval or the classifier heads (any video encoder), or fine-tune SVD, on a curated
+    dataset."""
     from dataclasses import replace
 
-    from toonlab.vision.models import get_config
+    from toonlab.vision.models import get_config, with_video_encoder
     from toonlab.vision.train import TrainConfig, train
 
     try:
-        model_config = get_config(config)
+        if task == "svd":
+            from toonlab.vision.svd_cli import train_svd_run
+
+            last = train_svd_run(
+                data, svd_dir, out, steps=steps, frames=frames, size=size, stride=stride, batch_size=batch_size,
+                lr=lr, temporal_only=temporal_only, cond_drop=cond_drop, grad_checkpoint=grad_checkpoint,
+                checkpoint_every=eval_every, device=device, seed=seed,
+            )  # fmt: skip
+            Console().print_json(json.dumps({"svd": last}))
+            return
+        model_config = with_video_encoder(get_config(config), model)
         model_config = replace(model_config, n_frames=frames or model_config.n_frames, size=size or model_config.size)
         tc = TrainConfig(
             task,
             steps,
-            batch_size,
-            lr,
+            batch_size or 32,
+            1e-3 if lr is None else lr,
             tower_lr,
             seed=seed,
             eval_every=eval_every,
@@ -154,19 +179,46 @@ def train_command(
 @app.command("eval")
 def eval_command(
     run: Annotated[Path, typer.Argument(help="Run folder of `toonlab vision train`.")],
-    data: Annotated[Path, typer.Option(help="Curated dataset.")],
+    data: Annotated[Path | None, typer.Option(help="Curated dataset (svd: default the run's).")] = None,
     split: Annotated[str, typer.Option(help="Split to score.")] = "test",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     cache_dir: Annotated[Path | None, typer.Option(help="Shot and frozen-feature cache (default RUN/cache).")] = None,
+    max_clips: Annotated[int, typer.Option(help="svd: clips in the fixed-grid denoising loss.")] = 64,
+    generate: Annotated[int, typer.Option(help="svd: also generate N clips and measure their timing.")] = 0,
+    sample_steps: Annotated[int, typer.Option(help="svd: sampling steps of generated clips.")] = 25,
 ) -> None:
-    """Score a trained run on a split: writes RUN/eval-SPLIT.json and per-query values RUN/eval-SPLIT.npz."""
+    """Score a trained run on a split: writes RUN/eval-SPLIT.json (and per-query values RUN/eval-SPLIT.npz).
+
+    An SVD run is scored by its held-out denoising loss on a fixed noise grid beside the base UNet's, and with
+    --generate by the timing (ones/twos/threes, dynamic score) of generated clips against the real ones."""
     from toonlab.vision.evaluate import evaluate_run
+    from toonlab.vision.svd_cli import eval_svd_run, is_svd_run
 
     try:
-        summary, _ = evaluate_run(run, data, split, device, cache_dir or run / "cache")
+        if is_svd_run(run):
+            summary = eval_svd_run(run, data, split, max_clips, generate, sample_steps, device)
+        elif data is None:
+            raise ValueError("--data is required (the curated dataset to score on)")
+        else:
+            summary, _ = evaluate_run(run, data, split, device, cache_dir or run / "cache")
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(exc) from None
     Console().print_json(json.dumps(summary))
+
+
+@app.command("tiny-svd")
+def tiny_svd(
+    out: Annotated[Path, typer.Argument(help="New directory for the random tiny SVD.")],
+    frames: Annotated[int, typer.Option(help="Default frame count of the UNet config.")] = 4,
+    seed: Annotated[int, typer.Option(help="Initialisation seed.")] = 0,
+) -> None:
+    """Write a randomly initialised tiny SVD (the real architecture, ~2.3 M parameters) for runs without weights."""
+    from toonlab.vision.svd import tiny_svd as build
+
+    if out.exists() and any(out.iterdir()):
+        raise _fail(ValueError(f"{out} exists and is not empty"))
+    build(num_frames=frames, seed=seed).save(out)
+    console.print(f"random tiny SVD written to {out}")
 
 
 @app.command("bias")
@@ -185,15 +237,19 @@ def bias_command(
     scratch: Annotated[
         str, typer.Option(help="Config of row 5 (scratch-seq, or scratch-natural-seq on a GPU).")
     ] = "scratch-seq",
+    videomamba: Annotated[
+        str, typer.Option(help="Config of row 6 (mamba-frozen-text: VideoMamba-Ti; mamba-micro-frozen-text on CPU).")
+    ] = "mamba-frozen-text",
     limit: Annotated[int | None, typer.Option(help="At most this many shots per split (reduced runs).")] = None,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
 ) -> None:
-    """Run the cartoon-bias table (rows 1-5, 3 seeds, val-chosen learning rate, paired bootstrap on test)."""
+    """Run the cartoon-bias table (rows 1-6, 3 seeds, val-chosen learning rate, paired bootstrap on test)."""
     from toonlab.vision.bias import DEFAULT_ROWS, BiasConfig, run_bias
 
     try:
         rows = dict(DEFAULT_ROWS)
         rows[next(r for r in rows if r.startswith("5 "))] = scratch
+        rows[next(r for r in rows if r.startswith("6 "))] = videomamba
         bc = BiasConfig(
             rows,
             tuple(range(seeds)),

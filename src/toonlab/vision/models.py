@@ -14,13 +14,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from torch import nn
 
 from toonlab.vision.classifier import VideoClassifier
+from toonlab.vision.mamba import MambaVideoEncoder, videomamba_config
 from toonlab.vision.towers import build_frame_tower, build_text_tower
 from toonlab.vision.videoclip import FrameVideoEncoder, TextEncoder, VideoCLIP
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    video: str = "frames"  # video encoder kind (a key of VIDEO_ENCODERS)
+    video: str = "frames"  # video encoder kind (a key of VIDEO_ENCODERS): frames | videomamba
+    mamba: str = "ti"  # VideoMamba size when video="videomamba" (toonlab.vision.mamba.VIDEOMAMBA_CONFIGS)
     frame_tower: str = "lite0"  # lite0 | cnn | clip:<dir>
     frame_mode: str = "frozen"  # frozen | partial | full
     text_tower: str = "minilm"  # minilm | tiny | clip:<dir>
@@ -62,6 +64,9 @@ CONFIGS: dict[str, ModelConfig] = {
     "scratch-natural-seq": replace(
         _NATURAL, pooling="transformer", pretrained=False, frame_mode="full", text_mode="full"
     ),
+    # bias-table row 6: VideoMamba from scratch as the video side, frozen MiniLM + trained projection as the text
+    "mamba-frozen-text": replace(_NATURAL, video="videomamba"),
+    "mamba-micro-frozen-text": replace(_NATURAL, video="videomamba", mamba="micro"),
     # tiny configs for tests and smoke runs
     "tiny-mean": ModelConfig(
         frame_tower="cnn",
@@ -77,12 +82,23 @@ CONFIGS: dict[str, ModelConfig] = {
 }
 CONFIGS["tiny-seq"] = replace(CONFIGS["tiny-mean"], pooling="transformer", temporal_layers=1)
 CONFIGS["tiny-frozen"] = replace(CONFIGS["tiny-seq"], frame_mode="partial", text_mode="partial")
+CONFIGS["tiny-mamba"] = replace(CONFIGS["tiny-mean"], video="videomamba", mamba="tiny")
 
 
 def get_config(name: str) -> ModelConfig:
     if name not in CONFIGS:
         raise ValueError(f"unknown model config {name!r}; known: {', '.join(sorted(CONFIGS))}")
     return CONFIGS[name]
+
+
+def with_video_encoder(config: ModelConfig, model: str | None) -> ModelConfig:
+    """``config`` with its video encoder replaced: ``frames`` or ``videomamba[:SIZE]`` (None keeps it)."""
+    if model is None:
+        return config
+    kind, _, size = model.partition(":")
+    if kind not in VIDEO_ENCODERS:
+        raise ValueError(f"unknown video encoder {kind!r}; known: {', '.join(sorted(VIDEO_ENCODERS))}")
+    return replace(config, video=kind, mamba=size or config.mamba)
 
 
 def _frame_video_encoder(config: ModelConfig) -> nn.Module:
@@ -92,7 +108,16 @@ def _frame_video_encoder(config: ModelConfig) -> nn.Module:
     )
 
 
-VIDEO_ENCODERS: dict[str, Callable[[ModelConfig], nn.Module]] = {"frames": _frame_video_encoder}
+def _mamba_video_encoder(config: ModelConfig) -> nn.Module:
+    return MambaVideoEncoder(
+        videomamba_config(config.mamba, img_size=config.size, num_frames=config.n_frames), config.embed_dim
+    )
+
+
+VIDEO_ENCODERS: dict[str, Callable[[ModelConfig], nn.Module]] = {
+    "frames": _frame_video_encoder,
+    "videomamba": _mamba_video_encoder,
+}
 
 
 def build_video_encoder(config: ModelConfig) -> nn.Module:
