@@ -65,3 +65,17 @@ def test_near_duplicates_join_videos_into_one_group(tmp_path):
     assert stats["params"]["grouped_by_dup_cluster"] and sum(v > 0 for v in stats["groups"].values()) == 1
     ungrouped = run_split(tmp_path, val=0.1, test=0.1, group_dups=False)
     assert all(v > 0 for v in ungrouped["groups"].values())
+
+
+def test_rerun_never_removes_folders_it_did_not_create(tmp_path):
+    """Folders under columns/ named like an older run's scratch (`.split.tmp`, `.split.old`) are not the step's."""
+    _dataset(tmp_path, 20)
+    run_split(tmp_path, val=0.2, test=0.2)
+    for name in (".split.tmp", ".split.old"):
+        (tmp_path / "columns" / name).mkdir()
+        (tmp_path / "columns" / name / "mine.txt").write_text("keep")
+    run_split(tmp_path, val=0.2, test=0.2, seed=3)
+    for name in (".split.tmp", ".split.old"):
+        assert (tmp_path / "columns" / name / "mine.txt").read_text() == "keep"
+    assert sorted(p.name for p in (tmp_path / "columns").iterdir()) == [".split.old", ".split.tmp", "split"]
+    assert read_dataset(tmp_path)["split"].null_count == 0 and read_dataset(tmp_path).num_rows == 60
