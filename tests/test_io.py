@@ -28,6 +28,19 @@ def test_replace_dir_swaps_whole_folders(tmp_path):
     assert not final.exists()
 
 
+def test_replace_dir_never_removes_a_folder_it_did_not_create(tmp_path):
+    """A folder that happens to carry the name an older swap used for the old copy is left alone."""
+    final, built = tmp_path / "columns", tmp_path / "built"
+    (final / "a").mkdir(parents=True)
+    (built / "b").mkdir(parents=True)
+    user = tmp_path / ".columns.old"
+    user.mkdir()
+    (user / "mine.txt").write_text("keep")
+    replace_dir(final, built)
+    assert (user / "mine.txt").read_text() == "keep" and [p.name for p in final.iterdir()] == ["b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".columns.old", "columns"]  # the moved-aside copy went
+
+
 class Flaky(Exception):
     def __init__(self, retryable: bool, wait: float = 0.0) -> None:
         self.retryable, self.wait = retryable, wait

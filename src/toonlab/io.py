@@ -7,6 +7,7 @@ import os
 import random
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,16 +40,25 @@ def atomic_write(path: Path | str, data: bytes | str) -> Path:
     return Path(path)
 
 
+def scratch_dir(beside: Path, label: str) -> Path:
+    """A fresh, uniquely named empty folder `.NAME.<random>.<label>` next to `beside` (same file system, so a
+    rename moves it into place): a run removes only what it created, never a folder that was there before."""
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{beside.name}.", suffix=f".{label}", dir=beside.parent))
+
+
 def replace_dir(final: Path, built: Path) -> None:
-    """Swap the fully written folder `built` in at `final` (the old one, if any, is moved aside, then removed):
-    readers see the old folder or the new one. An empty `built` that does not exist removes `final`."""
-    old = final.with_name(f".{final.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
+    """Swap the fully written folder `built` in at `final`: the old one, if any, is renamed aside to a fresh
+    unique name, `built` renamed in, then the old one removed. Readers see the old folder or the new one, never a
+    mix (between the two renames there is briefly none); a kill in between leaves the old one whole under its
+    `.NAME.<random>.old` name. A `built` that does not exist removes `final`."""
+    old = scratch_dir(final, "old") if final.exists() else None
+    if old is not None:
+        os.replace(final, old)  # onto the empty folder just made for it
     if built.exists():
         os.replace(built, final)
-    shutil.rmtree(old, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class GaveUp(Exception):

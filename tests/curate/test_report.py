@@ -138,6 +138,40 @@ def test_cli_report_writes_into_out_by_default(curated, tmp_path):
     assert missing.exit_code != 0 and "metadata" in missing.output
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_folder_that_is_not_a_report_is_refused_untouched(curated, tmp_path):
+    """`--out ~`-like: a user's own shots/, static/ and files are never removed; one clear line, exit 2."""
+    home = tmp_path / "home"
+    for name in ("shots/holiday.jpg", "static/site.css", "plots/mine.png", "thumbs/a/b.jpg", "notes.txt"):
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(name)
+    before = _tree(home)
+    with pytest.raises(ValueError, match="not a toonlab report"):
+        build_report(curated, home)
+    result = CliRunner().invoke(app, ["report", str(curated), "--out", str(home)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "not a toonlab report" in result.output
+    assert _tree(home) == before and sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # no scratch left
+
+
+def test_a_report_is_rebuilt_in_place_but_files_it_did_not_write_stop_it(curated, tmp_path):
+    dest = tmp_path / "rep"
+    dest.mkdir()  # an empty folder is fine
+    build_report(curated, dest, gallery_size=3)
+    first = _tree(dest)
+    assert ".toonlab-report.json" in first and len([k for k in first if k.startswith("shots/")]) == 3
+    build_report(curated, dest, gallery_size=2)  # a rerun replaces its own earlier report, stale pages included
+    assert len(list((dest / "shots").iterdir())) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+    (dest / "shots" / "my-notes.txt").write_text("mine")
+    before = _tree(dest)
+    with pytest.raises(ValueError, match="did not write.*shots/my-notes.txt"):
+        build_report(curated, dest)
+    assert _tree(dest) == before and sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
 def test_dollar_signs_in_tags_ratings_and_classes_are_plain_text(curated, tmp_path):
     """Values are data, not mathtext: `$` (balanced, unbalanced, with TeX commands) renders as written."""
     out = _annotated(curated, tmp_path / "dollars")

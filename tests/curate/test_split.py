@@ -99,3 +99,17 @@ def test_group_by_a_label_column_keeps_each_value_on_one_side(tmp_path):
     assert sum(len(s) > 1 for c, s in by_video.items() if c is not None) > 30  # the leak the option prevents
     with pytest.raises(ValueError, match="no such column"):
         run_split(tmp_path, group_by="nonexistent")
+
+
+def test_rerun_never_removes_folders_it_did_not_create(tmp_path):
+    """Folders under columns/ named like an older run's scratch (`.split.tmp`, `.split.old`) are not the step's."""
+    _dataset(tmp_path, 20)
+    run_split(tmp_path, val=0.2, test=0.2)
+    for name in (".split.tmp", ".split.old"):
+        (tmp_path / "columns" / name).mkdir()
+        (tmp_path / "columns" / name / "mine.txt").write_text("keep")
+    run_split(tmp_path, val=0.2, test=0.2, seed=3)
+    for name in (".split.tmp", ".split.old"):
+        assert (tmp_path / "columns" / name / "mine.txt").read_text() == "keep"
+    assert sorted(p.name for p in (tmp_path / "columns").iterdir()) == [".split.old", ".split.tmp", "split"]
+    assert read_dataset(tmp_path)["split"].null_count == 0 and read_dataset(tmp_path).num_rows == 60

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from toonlab.curate.sidecar import metadata_files, read_shard, sidecar_names
-from toonlab.io import atomic_write, replace_dir
+from toonlab.io import atomic_write, replace_dir, scratch_dir
 
 CARD = "README.md"
 SPLITS_DIR = "splits"
@@ -100,10 +100,22 @@ class _Tally:
 
 def _tally(out: Path, with_splits: bool) -> tuple[_Tally, pa.Schema]:
     """One pass over the shards; with `with_splits`, each split's rows (metadata + sidecars) also go to
-    `splits/<name>/<shard>.parquet`, the folder replaced at once. Empty files are not written (`datasets` reads
-    no empty file and no split without files)."""
-    tally, tmp = _Tally(), out / f".{SPLITS_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    `splits/<name>/<shard>.parquet`, the folder replaced at once (built in a fresh, uniquely named scratch folder:
+    nothing that was there before is removed). Empty files are not written (`datasets` reads no empty file and no
+    split without files)."""
+    tally, tmp = _Tally(), scratch_dir(out / SPLITS_DIR, "tmp")
+    try:
+        schema = _fill(out, tally, tmp, with_splits)
+        if not any(tmp.iterdir()):
+            tmp.rmdir()  # no split files (split not run): any old splits/ folder goes
+        replace_dir(out / SPLITS_DIR, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # only this call's scratch folder (gone already once swapped in)
+    tally.splits = {name: count for name, count in tally.splits.items() if count}
+    return tally, schema
+
+
+def _fill(out: Path, tally: _Tally, tmp: Path, with_splits: bool) -> pa.Schema:
     files = metadata_files(out)
     schema = read_shard(out, files[0]).schema if with_splits else pq.read_schema(files[0])
     for meta_file in files:
@@ -119,9 +131,7 @@ def _tally(out: Path, with_splits: bool) -> tuple[_Tally, pa.Schema]:
                 (tmp / name).mkdir(parents=True, exist_ok=True)
                 pq.write_table(part, tmp / name / meta_file.name, compression="zstd")
                 tally.splits[name] += len(part)
-    replace_dir(out / SPLITS_DIR, tmp)  # no split files (split not run): any old splits/ folder goes
-    tally.splits = {name: count for name, count in tally.splits.items() if count}
-    return tally, schema
+    return schema
 
 
 def card_header(schema: pa.Schema, rows: int, splits: dict[str, int] | None) -> dict:

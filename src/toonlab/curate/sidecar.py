@@ -6,8 +6,9 @@ Shards and metadata are never rewritten, so a global step can be rerun with othe
 sidecar is a plain parquet dataset (`pyarrow.dataset.dataset("OUT/columns/split")`; pyarrow skips `_`-files).
 `read_dataset` joins metadata and every sidecar by identifier, shard by shard.
 
-A step replaces its whole folder at once: it writes `columns/.<name>.tmp/`, then renames the old folder away and
-the new one in, so readers see the old or the new sidecar, never a mix of runs. A shard added after the step ran
+A step replaces its whole folder at once: it writes a fresh, uniquely named `columns/.<name>.<random>.tmp/`, then
+renames the old folder away and the new one in, so readers see the old or the new sidecar, never a mix of runs
+(and no folder that was there before, whatever its name, is removed). A shard added after the step ran
 has no sidecar file: its rows read as null until the step is rerun.
 """
 
@@ -23,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from toonlab.curate.pairs import upgrade_maps
-from toonlab.io import replace_dir
+from toonlab.io import replace_dir, scratch_dir
 
 COLUMNS_DIR = "columns"
 
@@ -39,15 +40,16 @@ def metadata_files(out: Path) -> list[Path]:
 def write_sidecar(out: Path, name: str, tables: Mapping[str, pa.Table], params: dict) -> Path:
     """Replace sidecar `name` with one table per shard (each must have an `identifier` column)."""
     root = Path(out) / COLUMNS_DIR
-    final, tmp = root / name, root / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for shard, table in tables.items():
-        if "identifier" not in table.column_names:
-            raise ValueError(f"sidecar {name}/{shard} has no identifier column")
-        pq.write_table(table, tmp / f"{shard}.parquet", compression="zstd")
-    (tmp / "_params.json").write_text(json.dumps(params, indent=2, sort_keys=True))
-    replace_dir(final, tmp)
+    final, tmp = root / name, scratch_dir(root / name, "tmp")
+    try:
+        for shard, table in tables.items():
+            if "identifier" not in table.column_names:
+                raise ValueError(f"sidecar {name}/{shard} has no identifier column")
+            pq.write_table(table, tmp / f"{shard}.parquet", compression="zstd")
+        (tmp / "_params.json").write_text(json.dumps(params, indent=2, sort_keys=True))
+        replace_dir(final, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # only this call's scratch folder (gone already once swapped in)
     return final
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 
@@ -23,7 +24,7 @@ def report(
 
     try:
         index = build_report(out, dest, gallery, strip, seed)
-    except FileNotFoundError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # one line, paths shown as written
         raise typer.Exit(2) from None
     print(index)
