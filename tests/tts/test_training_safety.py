@@ -162,3 +162,27 @@ def test_fastspeech_trains_under_torchrun_with_two_gloo_processes(tone_corpus, t
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["world"] == 2 and summary["steps"] == 2 and math.isfinite(summary["val_mel"])
+
+
+def test_sigterm_mid_training_saves_and_exits_cleanly(tone_corpus, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "toonlab.cli", "tts", "train", "--corpus", str(tone_corpus), "--config", "micro",
+           "--out", str(run), "--steps", "100000", "--threads", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    metrics = run / "metrics.jsonl"
+    t0 = time.time()
+    while not (metrics.exists() and metrics.read_text().count('"train"') >= 3) and time.time() - t0 < 300:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert 3 <= summary["steps"] < 100000
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == summary["steps"]

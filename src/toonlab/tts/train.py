@@ -9,10 +9,13 @@ utterances; the checkpoint on disk is the last finite one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -210,7 +213,8 @@ def train(
         )
         monitor.start(total, trainer.step)
     deadline = began + 60 * max_minutes if max_minutes is not None else None
-    last_val = _loop(trainer, loader, sampler, val_batches, total, stop_when_aligned, monitor, deadline)
+    with _stop_on_sigterm() as interrupt:
+        last_val = _loop(trainer, loader, sampler, val_batches, total, stop_when_aligned, monitor, deadline, interrupt)
     summary = {
         "steps": trainer.step,
         "steps_this_run": trainer.step - last_val.pop("start_step"),
@@ -229,11 +233,28 @@ def train(
     return summary
 
 
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[threading.Event]:
+    """An event set by SIGTERM (e.g. `timeout`) while training: the loop then validates, saves and returns instead
+    of dying mid-chunk. Outside the main thread (no signal handling there) the event is never set."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: event.set())
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _loop(
     trainer: Trainer, loader: DataLoader, sampler: BucketBatchSampler, val_batches: list[Batch], total: int,
     stop_when_aligned: float | None, monitor: Monitor, deadline: float | None = None,
+    interrupt: threading.Event | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Steps until `total`, alignment or the deadline; returns the last validation row plus the starting step."""
+    """Steps until `total`, alignment, the deadline or a stop request (SIGTERM); returns the last validation row
+    plus the starting step."""
     cfg, d = trainer.config.train, trainer.d
     last_val: dict[str, Any] = {}
     aligned_at: int | None = None
@@ -245,7 +266,10 @@ def _loop(
             for batch in loader:
                 row = trainer.train_step(batch)
                 step = trainer.step
-                out_of_time = deadline is not None and d.broadcast_flag(time.time() >= deadline)
+                asked = (deadline is not None and time.time() >= deadline) or (
+                    interrupt is not None and interrupt.is_set()
+                )
+                out_of_time = (deadline is not None or interrupt is not None) and d.broadcast_flag(asked)
                 if out_of_time:
                     total = step  # validate, save and stop here
                 validating = step % cfg.val_every == 0 or step == total
