@@ -148,7 +148,7 @@ def labelled(tmp_path_factory):
     clips = [write_clip(root / f"in/v{i:02d}.mp4", [ShotSpec(24, 2, seed=70 + i)], size=(48, 48)) for i in range(12)]
     out = root / "out"
     stats = run_curate([str(c.path) for c in clips], out, CurateConfig())
-    assert stats["sources"]["failed"] == 0
+    assert stats.sources.failed == 0
     tables = {}
     for meta in metadata_files(out):
         rows = read_shard(out, meta, ["identifier", "video_id"]).to_pylist()

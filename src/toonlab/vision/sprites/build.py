@@ -190,7 +190,8 @@ def build(
     out = Path(out)
     stats = {"render": render_dataset(root, out, config, on_total, on_done)}
     curate_config = CurateConfig(clips="copy")  # every frame of each shot, beside its keyframes
-    stats["curate"] = run_curate([str(out / CLIPS_DIR)], out, curate_config, workers=max(1, config.workers))
+    curated = run_curate([str(out / CLIPS_DIR)], out, curate_config, workers=max(1, config.workers))
+    stats["curate"] = curated.as_dict()
     stats["labels"] = labels.attach(out)
     stats["dedup"] = run_dedup(out)
     # Grouped by characters that share drawings (groups.py), not by pHash clusters: on small sprites over flat
