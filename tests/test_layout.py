@@ -33,7 +33,7 @@ LAYERS = {
     "toonlab.curate.steps.cli": 7,
     "toonlab.curate.readers.report.cli": 7,
     "toonlab.curate.cli": 7,
-    "toonlab.vision": 5,
+    "toonlab.vision": 7,  # builds its datasets through curate.run
     "toonlab.tts": 5,
     "toonlab.cli": 9,
 }
