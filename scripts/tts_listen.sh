@@ -55,8 +55,8 @@ log "listening page -> $OUT/page"
 t4=$(date +%s)
 
 cat <<SUMMARY
-corpus:   $OUT/corpus ($(wc -l <"$OUT/corpus/manifest.jsonl") utterances; $(((t1 - t0) / 60)) min)
-training: $RUN, steps $start_steps -> $(trained_steps) ($(((t2 - t1) / 60)) min)
-report:   $OUT/eval/report.md ($(((t3 - t2) / 60)) min)
-page:     $OUT/page/index.html ($(((t4 - t3) / 60)) min)
+corpus:   $OUT/corpus ($(wc -l <"$OUT/corpus/manifest.jsonl") utterances; $((t1 - t0)) s)
+training: $RUN, steps $start_steps -> $(trained_steps) ($((t2 - t1)) s)
+report:   $OUT/eval/report.md ($((t3 - t2)) s)
+page:     $OUT/page/index.html ($((t4 - t3)) s)
 SUMMARY

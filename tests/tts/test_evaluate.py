@@ -86,6 +86,8 @@ def test_evaluate_end_to_end(tone_corpus, micro_run, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["cases"] == 4 and len((out / "cases.jsonl").read_text().splitlines()) == 4
+    assert report["vocoder"] == "Griffin-Lim (32 iterations, power 1.5)" and report["sweeps"]["style"]["sweeps"] == 2
+    assert len((out / "sweeps.jsonl").read_text().splitlines()) == 2
     for attr in ("speaker", "style"):
         c = report["control"][attr]
         assert c["chance"] == pytest.approx(1 / (3 if attr == "speaker" else 2))

@@ -376,7 +376,18 @@ def run_cli(
 
     try:
         report = evaluate(
-            run, corpus, out, cases, per_cell, seed, asr, vocoded, sweeps, vocoder=vocoder, cache=cache, device=device
+            run,
+            corpus,
+            out,
+            n_cases=cases,
+            per_cell=per_cell,
+            seed=seed,
+            asr=asr,
+            vocoded_judges=vocoded,
+            n_sweeps=sweeps,
+            vocoder=vocoder,
+            cache=cache,
+            device=device,
         )
     except (ValueError, KeyError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
