@@ -8,7 +8,7 @@ from dataclasses import replace
 from typer.testing import CliRunner
 
 from toonlab.cli import app
-from toonlab.vision.bias import DEFAULT_ROWS, PRIMARY, TEMPORAL_ROWS, BiasConfig, run_bias
+from toonlab.vision.bias import DEFAULT_ROWS, PRIMARY, TEMPORAL_ROWS, BiasConfig, run_bias, table_rows
 
 TINY = dict(zip(DEFAULT_ROWS, [None, "tiny-mean", "tiny-seq", "tiny-frozen", "tiny-seq", "tiny-mamba"], strict=True))
 
@@ -62,3 +62,10 @@ def test_train_and_eval_commands(labelled, tmp_path):
     assert bad.exit_code == 2 and "unknown model config" in bad.output
     missing = runner.invoke(app, ["vision", "eval", str(tmp_path / "none"), "--data", str(labelled)])
     assert missing.exit_code == 2 and "no checkpoint" in missing.output
+
+
+def test_table_rows_choose_or_drop_row_six():
+    rows = table_rows("scratch-natural-seq", "mamba-micro-frozen-text")
+    assert list(rows) == list(DEFAULT_ROWS) and rows[TEMPORAL_ROWS[1]] == "mamba-micro-frozen-text"
+    assert rows[next(r for r in rows if r.startswith("5 "))] == "scratch-natural-seq"
+    assert TEMPORAL_ROWS[1] not in table_rows(videomamba="none")

@@ -73,6 +73,18 @@ class BiasConfig:
     n_resamples: int = 10_000
 
 
+def table_rows(scratch: str = "scratch-seq", videomamba: str | None = "mamba-frozen-text") -> dict[str, str | None]:
+    """The default rows with the configs of row 5 and row 6 chosen (``videomamba`` None or "none" drops row 6)."""
+    rows = dict(DEFAULT_ROWS)
+    rows[next(r for r in rows if r.startswith("5 "))] = scratch
+    row6 = next(r for r in rows if r.startswith("6 "))
+    if videomamba in (None, "none"):
+        del rows[row6]
+    else:
+        rows[row6] = videomamba
+    return rows
+
+
 def _run(data, run_dir: Path, config_name: str, tc: TrainConfig, bc: BiasConfig, device, shots, cache, log) -> dict:
     model_config = replace(get_config(config_name), n_frames=bc.n_frames, size=bc.size)
     done = (run_dir / "checkpoint.pt").exists() and read_checkpoint(run_dir)["step"] >= tc.steps

@@ -238,18 +238,16 @@ def bias_command(
         str, typer.Option(help="Config of row 5 (scratch-seq, or scratch-natural-seq on a GPU).")
     ] = "scratch-seq",
     videomamba: Annotated[
-        str, typer.Option(help="Config of row 6 (mamba-frozen-text: VideoMamba-Ti; mamba-micro-frozen-text on CPU).")
+        str, typer.Option(help="Row 6 config: mamba-frozen-text (VideoMamba-Ti), mamba-micro-frozen-text, or none.")
     ] = "mamba-frozen-text",
     limit: Annotated[int | None, typer.Option(help="At most this many shots per split (reduced runs).")] = None,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
 ) -> None:
     """Run the cartoon-bias table (rows 1-6, 3 seeds, val-chosen learning rate, paired bootstrap on test)."""
-    from toonlab.vision.bias import DEFAULT_ROWS, BiasConfig, run_bias
+    from toonlab.vision.bias import BiasConfig, run_bias, table_rows
 
     try:
-        rows = dict(DEFAULT_ROWS)
-        rows[next(r for r in rows if r.startswith("5 "))] = scratch
-        rows[next(r for r in rows if r.startswith("6 "))] = videomamba
+        rows = table_rows(scratch, videomamba)
         bc = BiasConfig(
             rows,
             tuple(range(seeds)),
