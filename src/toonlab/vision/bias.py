@@ -275,6 +275,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     chosen = "; ".join(
         f"{row.split(' ')[0]}: " + ", ".join(f"{t} {lr:g}" for t, lr in lrs.items())
         for row, lrs in result["chosen_lr"].items()
+        if lrs
     )
     if chosen:
         lines += ["", f"Learning rates chosen on val (rows {chosen})."]
