@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from xml.sax.saxutils import escape as xml_escape
 
 import numpy as np
 
@@ -114,10 +115,6 @@ def apply_gain(wav_path: Path, ratio: float) -> None:
     sf.write(str(wav_path), y * np.float32(ratio), sr, subtype="FLOAT")
 
 
-def _xml_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _pct(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.0f}%"
 
@@ -140,7 +137,7 @@ class EspeakVoice:
             f'pitch="{_pct(style.pitch)}" range="{_pct(style.range)}" rate="{_pct(style.rate)}" '
             f'volume="{_pct(volume(style, self))}"'
         )
-        ssml = f"<speak><prosody {prosody}>{_xml_escape(text)}</prosody></speak>"
+        ssml = f"<speak><prosody {prosody}>{xml_escape(text)}</prosody></speak>"
         _run(["espeak-ng", "-m", "-v", self.voice, "-w", str(wav_path), ssml])
         _check_wav(wav_path)
 
@@ -248,7 +245,7 @@ class FestivalVoice:
             rate=_pct(style.rate),
             base=_pct(style.pitch),
             range=_pct(style.range),
-            text=_xml_escape(text),
+            text=xml_escape(text),
         )
         with tempfile.NamedTemporaryFile("w", suffix=".sable", delete=False) as f:
             f.write(sable)
@@ -275,7 +272,7 @@ class PicoVoice:
     def render(self, text: str, style: Style, wav_path: Path) -> None:
         body = (
             f'<pitch level="{style.pitch * 100:.0f}"><speed level="{style.rate * 100:.0f}">'
-            f'<volume level="{min(500.0, volume(style, self) * 100):.0f}">{_xml_escape(text)}'
+            f'<volume level="{min(500.0, volume(style, self) * 100):.0f}">{xml_escape(text)}'
             "</volume></speed></pitch>"
         )
         # pico2wave insists on a .wav suffix and writes the file itself.
