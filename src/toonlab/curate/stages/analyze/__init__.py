@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toonlab.curate.choices import ShotMode, choose
 from toonlab.curate.records import Blob, Probe, Shot, SourceResult, VideoRef
 from toonlab.curate.stage import Resources, StageError
 from toonlab.curate.stages.analyze.decode import (
@@ -120,9 +121,7 @@ class AnalyzeStage:
     ) -> None:
         """`kernels`: "fast" (compiled analysis kernels) or "reference" (NumPy/OpenCV); same results.
         `max_frame_pixels`: a source whose pictures are larger fails with its size named (memory bound)."""
-        if shots not in ("auto", "detect", "given"):
-            raise ValueError(f"shots must be auto, detect or given, not {shots!r}")
-        self.shots = shots
+        self.shots = choose(ShotMode, shots, "shots")
         self.spool_dir = spool_dir
         self.threads = threads  # decoder threads; 0 lets FFmpeg choose
         self.ssim_threshold = ssim_threshold
