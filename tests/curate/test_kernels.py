@@ -13,7 +13,7 @@ from skimage.metrics import structural_similarity
 
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.run import run_curate
-from toonlab.curate.stages.analyze import kernels, keyframes, shots
+from toonlab.curate.stages.analyze import decode, kernels, keyframes, shots
 from toonlab.curate.stages.analyze.images import ImageEncoder, YuvJpegEncoder
 
 
@@ -34,6 +34,30 @@ def test_compiled_ssim_matches_scikit_image_and_reference(seed):
     fast = kernels.consecutive_ssim(frames)
     assert fast == pytest.approx(want, abs=1e-12)  # exact integer window sums: float64 rounding only
     assert fast == pytest.approx(keyframes.consecutive_ssim(frames), abs=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 7), (5, 9, 13), (17, 64, 64)])
+def test_compiled_ssim_on_odd_sizes_and_flat_frames(shape):
+    rng = np.random.default_rng(7)
+    frames = rng.integers(0, 256, shape).astype(np.uint8)
+    frames[1] = 255  # a flat white frame: every window variance 0
+    want = [
+        structural_similarity(a, b, win_size=7, data_range=255) for a, b in zip(frames[:-1], frames[1:], strict=True)
+    ]
+    assert kernels.consecutive_ssim(frames) == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.parametrize("full", [[False] * 16, [True] * 16, [True, False] * 8, [False] * 5])
+def test_batch_planes_match_a_plain_transpose_and_lookup(full):
+    """The analysis batch's interleaved YUV and full-range luma, against NumPy's transpose and lookup."""
+    planar = np.random.default_rng(len(full)).integers(0, 256, (16, 3, 64, 64)).astype(np.uint8)
+    batch = decode._batch(0, planar, [None] * len(full), full, np.zeros(len(full)))
+    part = planar[: len(full)]
+    want_luma = np.where(np.asarray(full)[:, None, None], part[:, 0], decode._LIMITED_TO_FULL[part[:, 0]])
+    assert np.array_equal(batch.yuv, part.transpose(0, 2, 3, 1)) and batch.yuv.flags.c_contiguous
+    assert np.array_equal(batch.luma, want_luma)
+    planar[:] = 0  # the decoder reuses its planar buffer: the batch must not share it
+    assert np.array_equal(batch.luma, want_luma)
 
 
 def test_compiled_shot_features_equal_reference():

@@ -24,51 +24,67 @@ _C2 = (0.03 * 255) ** 2
 _compiled: dict[str, object] = {}
 
 
+def _box_sums(a, b, out):  # a, b (H, W) uint8 -> out (H-6, W-6) int32: 7x7 window sums of a * b
+    h, w = a.shape
+    col = np.zeros(w, np.int32)  # sliding 7-row column sums
+    for r in range(_WIN - 1):
+        for j in range(w):
+            col[j] += np.int32(a[r, j]) * np.int32(b[r, j])
+    for r in range(h - _WIN + 1):
+        for j in range(w):  # add row r + 6
+            col[j] += np.int32(a[r + _WIN - 1, j]) * np.int32(b[r + _WIN - 1, j])
+        s = np.int32(0)
+        for j in range(_WIN - 1):
+            s += col[j]
+        for j in range(w - _WIN + 1):  # slide the window along the row
+            s += col[j + _WIN - 1]
+            out[r, j] = s
+            s -= col[j]
+        for j in range(w):  # drop row r
+            col[j] -= np.int32(a[r, j]) * np.int32(b[r, j])
+
+
+def _box_values(a, out):  # a (H, W) uint8 -> out (H-6, W-6) int32: 7x7 window sums of a
+    h, w = a.shape
+    col = np.zeros(w, np.int32)
+    for r in range(_WIN - 1):
+        for j in range(w):
+            col[j] += a[r, j]
+    for r in range(h - _WIN + 1):
+        for j in range(w):
+            col[j] += a[r + _WIN - 1, j]
+        s = np.int32(0)
+        for j in range(_WIN - 1):
+            s += col[j]
+        for j in range(w - _WIN + 1):
+            s += col[j + _WIN - 1]
+            out[r, j] = s
+            s -= col[j]
+        for j in range(w):
+            col[j] -= a[r, j]
+
+
 def _ssim_pairs(frames):  # (N, H, W) uint8 -> (N-1,) float64
+    """Window sums of x and x^2 are made once per frame (each frame is in two pairs), of xy once per pair;
+    all are exact int32 (at most 49 * 255^2), so only the SSIM formula rounds (float64, in row order)."""
     n, h, w = frames.shape
     oh, ow = h - _WIN + 1, w - _WIN + 1  # window centres in the interior (scikit-image crops 3 pixels)
+    sums = np.empty((n, oh, ow), np.int32)
+    squares = np.empty((n, oh, ow), np.int32)
+    cross = np.empty((oh, ow), np.int32)
+    for k in range(n):
+        _box_values(frames[k], sums[k])
+        _box_sums(frames[k], frames[k], squares[k])
     out = np.empty(n - 1)
-    col = np.zeros((5, w), np.int64)  # sliding 7-row sums of x, y, xx, yy, xy, per column
     for k in range(n - 1):
-        a, b = frames[k], frames[k + 1]
-        col[:] = 0
+        _box_sums(frames[k], frames[k + 1], cross)
         total = 0.0
-        for r in range(h):
-            for j in range(w):  # add row r, drop row r - 7
-                x, y = np.int64(a[r, j]), np.int64(b[r, j])
-                col[0, j] += x
-                col[1, j] += y
-                col[2, j] += x * x
-                col[3, j] += y * y
-                col[4, j] += x * y
-                if r >= _WIN:
-                    x, y = np.int64(a[r - _WIN, j]), np.int64(b[r - _WIN, j])
-                    col[0, j] -= x
-                    col[1, j] -= y
-                    col[2, j] -= x * x
-                    col[3, j] -= y * y
-                    col[4, j] -= x * y
-            if r < _WIN - 1:
-                continue
-            sx = sy = sxx = syy = sxy = 0
-            for j in range(w):  # slide the window along the row
-                sx += col[0, j]
-                sy += col[1, j]
-                sxx += col[2, j]
-                syy += col[3, j]
-                sxy += col[4, j]
-                if j >= _WIN:
-                    sx -= col[0, j - _WIN]
-                    sy -= col[1, j - _WIN]
-                    sxx -= col[2, j - _WIN]
-                    syy -= col[3, j - _WIN]
-                    sxy -= col[4, j - _WIN]
-                if j < _WIN - 1:
-                    continue
-                ux, uy = sx * _INV_NP, sy * _INV_NP
-                vx = (sxx * _INV_NP - ux * ux) * _COV_NORM
-                vy = (syy * _INV_NP - uy * uy) * _COV_NORM
-                vxy = (sxy * _INV_NP - ux * uy) * _COV_NORM
+        for r in range(oh):
+            for j in range(ow):
+                ux, uy = sums[k, r, j] * _INV_NP, sums[k + 1, r, j] * _INV_NP
+                vx = (squares[k, r, j] * _INV_NP - ux * ux) * _COV_NORM
+                vy = (squares[k + 1, r, j] * _INV_NP - uy * uy) * _COV_NORM
+                vxy = (cross[r, j] * _INV_NP - ux * uy) * _COV_NORM
                 num = (2 * ux * uy + _C1) * (2 * vxy + _C2)
                 den = (ux * ux + uy * uy + _C1) * (vx + vy + _C2)
                 total += num / den
@@ -104,10 +120,14 @@ def _features(hsv, first, first_hist, lut, delta, hist, hist_delta):
         hist_delta[k] = 0.5 * tv
 
 
-def _jit(name: str, fn):
+def _jit(name: str, fn, helpers: tuple = ()):
+    """`fn` compiled (numba, cached on disk, releasing the GIL); `helpers` are the module-level functions it
+    calls, compiled first so that `fn` calls their compiled versions."""
     if name not in _compiled:
         numba = require("numba")
-        _compiled[name] = numba.njit(cache=True, nogil=True)(fn)
+        for helper in helpers:
+            globals()[helper.__name__] = numba.njit(cache=True, nogil=True)(helper)
+        _compiled[name] = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
     return _compiled[name]
 
 
@@ -116,7 +136,7 @@ def consecutive_ssim(frames: np.ndarray) -> np.ndarray:
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     if len(frames) < 2:
         return np.empty(0)
-    return _jit("ssim", _ssim_pairs)(frames)
+    return _jit("ssim", _ssim_pairs, (_box_sums, _box_values))(frames)
 
 
 def shot_features(
