@@ -81,8 +81,7 @@ def child(executor: str, workers: int, files: list[str], out: str) -> dict:
         result["ray_init_s"] = time.perf_counter() - t
     arrivals: list[tuple[float, int]] = []  # when each source's result reached the writer, and its frames
 
-    def on_progress(event: dict) -> None:
-        outcome = event["outcome"]
+    def on_progress(outcome, _stats) -> None:  # noqa: ANN001 (a SourceResult or SourceError, the RunStats)
         arrivals.append((time.perf_counter(), getattr(getattr(outcome, "probe", None), "frame_count", 0)))
 
     t = time.perf_counter()
