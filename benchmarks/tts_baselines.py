@@ -3,7 +3,8 @@ paper), and intercross + adversaries, each trained with the same step budget on 
 `toonlab tts evaluate` into one table (markdown + json) with each run's training minutes.
 
     .venv/bin/python benchmarks/tts_baselines.py --corpus .cache/tts/corpus --steps 800 \
-        --out .cache/tts/runs/baselines
+        --out .cache/tts/runs/baselines [--configs tiny-fs-gst,tiny-fs-multi,tiny-fs] [--cases 128] \
+        [--vocoder FILE] [--eval-cache DIR]
 
 Runs train one at a time, each as its own `toonlab tts train` process (so other users see it with
 `pgrep -f "tts train"`); the script refuses to start while another `tts train` runs (the CPU is shared) unless
@@ -26,6 +27,9 @@ BASELINES = {
     "tiny-multi": "multi-reference, no intercross",
     "tiny": "multi-reference + intercross (paper)",
     "tiny-adv": "intercross + adversarial",
+    "tiny-fs-gst": "FastSpeech: single GST (N=1, reference = target)",
+    "tiny-fs-multi": "FastSpeech: multi-reference, no intercross",
+    "tiny-fs": "FastSpeech: multi-reference + intercross (paper)",
 }
 
 
@@ -120,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", type=int, default=48, help="Crossed cases per evaluation.")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=None, help="Feature cache shared by the runs.")
+    p.add_argument("--eval-cache", type=Path, default=None, help="Real-audio cache shared by the evaluations.")
+    p.add_argument("--vocoder", default="griffin-lim", help="griffin-lim, world or a mel-to-linear file.")
+    p.add_argument("--sweeps", type=int, default=16, help="Style sweeps per evaluation.")
     p.add_argument("--force", action="store_true", help="Start even while another `tts train` runs.")
     args = p.parse_args(argv)
 
@@ -137,7 +144,15 @@ def main(argv: list[str] | None = None) -> int:
             train(config, args.corpus, run, args.steps, args.threads, args.cache)
         summary = json.loads((run / "summary.json").read_text())
         print(f"{config}: evaluating", flush=True)
-        report = evaluate(run, args.corpus, run / "eval", n_cases=args.cases)
+        report = evaluate(
+            run,
+            args.corpus,
+            run / "eval",
+            n_cases=args.cases,
+            n_sweeps=args.sweeps,
+            vocoder=args.vocoder,
+            cache=args.eval_cache,
+        )  # resumes run/eval/partial.jsonl: evaluations run apart with the same settings are not repeated
         rows.append(row(config, report, summary))
         table = markdown(rows)
         (args.out / "baselines.md").write_text(table + "\n")

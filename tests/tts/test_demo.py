@@ -3,6 +3,8 @@ loads with a duration, the evaluation table and confusion matrices show, no cons
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from chromium_devtools import browser_fixture  # noqa: F401  (the `browser` fixture)
 from typer.testing import CliRunner
@@ -10,7 +12,7 @@ from typer.testing import CliRunner
 pytest.importorskip("librosa")
 
 from toonlab.cli import app  # noqa: E402
-from toonlab.tts.demo import clip_sources  # noqa: E402
+from toonlab.tts.demo import Clip, Grid, _render, clip_sources  # noqa: E402
 
 # Wait until every <audio> has metadata (readyState >= 1) or failed; report what each reached.
 AUDIO_LOADED = """
@@ -46,7 +48,28 @@ def test_page_files(page):
     assert all((page / s).stat().st_size > 1000 for s in sources)
     text = index.read_text()
     assert "Control grid" in text and "Interpolation" in text and "Token weights" in text
-    assert "<table><tr><th>judge</th>" in text and "degraded real" in text and "img/confusion_style.png" in text
+    assert re.search(r"<table>\s*<tr><th>judge</th>", text) and "degraded real" in text
+    assert "img/confusion_style.png" in text
+
+
+def test_page_escapes_what_it_did_not_write():
+    """Sentence, labels and report text reach the page as text, never as markup."""
+    hostile = '<script>alert(1)</script> & "q"'
+    clip = Clip(hostile, 'audio/a"b.wav')
+    html = _render(
+        name=hostile,
+        attributes=["speaker", "style"],
+        corpus=hostile,
+        text=hostile,
+        vocoder="griffin-lim",
+        missing=[],
+        grid=Grid("speaker", "style", [clip], [(clip, [clip])]),
+        interpolation=None,
+        tokens={"attr": "style", "n_tokens": 4, "clips": [clip]},
+        evaluation={"blocks": [{"kind": "paragraph", "text": hostile}], "images": []},
+    )
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;q&#34;" in html
+    assert 'src="audio/a&#34;b.wav"' in html
 
 
 def test_page_in_headless_chromium(page, browser, tmp_path):

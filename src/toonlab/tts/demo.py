@@ -4,33 +4,23 @@ Sections: a control grid (rows: speaker references, columns: style references, e
 held-out sentence with that pair), an interpolation between two style references, single-token weights and seeded
 random tokens per sub-encoder, and the evaluation report (`RUN/eval/report.md` and its confusion matrices) when
 one exists. Everything is written under PAGE (index.html, audio/*.wav, img/*.png); the page needs no network
-and no script.
+and no script. The page is rendered by Jinja2 (`templates/listen.html.j2`, autoescaped) from the clips made here.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from toonlab.tts.audio import load_wav, mel_spectrogram, save_wav
 from toonlab.tts.manifest import Corpus, Utterance
 from toonlab.tts.style import InterpolatedStyle, RandomTokens, ReferenceStyle, StyleControl, TokenWeights
 from toonlab.tts.synthesize import Synthesizer
-
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
-h1 { font-size: 1.5em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: 0.8em 0; }
-td, th { border: 1px solid #ddd; padding: 6px 8px; vertical-align: top; font-size: 0.9em; }
-th { background: #f4f4f4; text-align: left; }
-audio { width: 220px; height: 32px; display: block; }
-.note { color: #555; font-size: 0.9em; } img { max-width: 420px; margin: 0.5em; border: 1px solid #ddd; }
-"""
 
 
 @dataclass
@@ -69,10 +59,6 @@ class Page:
         return Clip(label, f"audio/{path.name}")
 
 
-def _audio(clip: Clip) -> str:
-    return f'<div>{html.escape(clip.label)}</div><audio controls preload="auto" src="{html.escape(clip.path)}"></audio>'
-
-
 def _pick_references(corpus: Corpus, rows: int, cols: int) -> tuple[str, str | None, list[Utterance], list[Utterance]]:
     """Row references (one per value of the first attribute) and column references (one per value of the second,
     each from a speaker not used by the rows where the corpus allows), preferring held-out utterances."""
@@ -93,16 +79,24 @@ def _pick_references(corpus: Corpus, rows: int, cols: int) -> tuple[str, str | N
     return row_attr, col_attr, row_refs, col_refs
 
 
-def _markdown_to_html(md: str) -> str:
-    """The evaluation report's markdown (headings, paragraphs, pipe tables) -> HTML."""
-    out, table = [], []
+@dataclass
+class Grid:
+    """The control grid: column reference clips, and per row its reference clip and the model's cells."""
+
+    row_attr: str
+    col_attr: str | None
+    columns: list[Clip] = field(default_factory=list)
+    rows: list[tuple[Clip, list[Clip]]] = field(default_factory=list)
+
+
+def _markdown_blocks(md: str) -> list[dict[str, Any]]:
+    """The evaluation report's markdown -> blocks for the template: headings, paragraphs, pipe tables."""
+    blocks: list[dict[str, Any]] = []
+    table: list[list[str]] = []
 
     def flush() -> None:
         if table:
-            head, body = table[0], [r for r in table[2:]]
-            out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>")
-            out.extend("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
-            out.append("</table>")
+            blocks.append({"kind": "table", "head": table[0], "rows": table[2:]})
             table.clear()
 
     for line in md.splitlines():
@@ -111,22 +105,74 @@ def _markdown_to_html(md: str) -> str:
             continue
         flush()
         if line.startswith("#"):
-            out.append(f"<h3>{html.escape(line.lstrip('#').strip())}</h3>")
+            blocks.append({"kind": "heading", "text": line.lstrip("#").strip()})
         elif line.strip():
-            out.append(f"<p>{html.escape(line)}</p>")
+            blocks.append({"kind": "paragraph", "text": line})
     flush()
-    return "\n".join(out)
+    return blocks
 
 
-def _evaluation_section(eval_dir: Path | None, out: Path) -> str:
+def _evaluation(eval_dir: Path | None, out: Path) -> dict[str, Any] | None:
+    """The report's blocks and its confusion matrices (copied into PAGE/img), or None without a report."""
     if eval_dir is None or not (eval_dir / "report.md").exists():
-        return '<p class="note">No evaluation yet: run <code>toonlab tts evaluate RUN --corpus DIR</code>.</p>'
-    parts = [_markdown_to_html((eval_dir / "report.md").read_text())]
+        return None
     (out / "img").mkdir(exist_ok=True)
+    images = []
     for png in sorted(eval_dir.glob("confusion_*.png")):
         shutil.copy(png, out / "img" / png.name)
-        parts.append(f'<img src="img/{png.name}" alt="{html.escape(png.stem)}">')
-    return "\n".join(parts)
+        images.append(png.name)
+    return {"blocks": _markdown_blocks((eval_dir / "report.md").read_text()), "images": images}
+
+
+def _grid(
+    page: Page, row_attr: str, col_attr: str | None, row_refs: list[Utterance], col_refs: list[Utterance]
+) -> Grid:
+    """Every row reference crossed with every column reference (or alone when there is no second attribute)."""
+    grid = Grid(row_attr, col_attr, [page.reference(c) for c in col_refs])
+    for r in row_refs:
+        cells = []
+        for c in col_refs or [None]:
+            controls: dict[str, StyleControl] = {row_attr: page.control(r)}
+            label = r.attrs[row_attr]
+            if c is not None and col_attr:
+                controls[col_attr] = page.control(c)
+                label = f"{label} × {c.attrs[col_attr]}"
+            cells.append(page.say(controls, label))
+        grid.rows.append((page.reference(r), cells))
+    return grid
+
+
+def _style_sections(
+    page: Page, base: dict[str, StyleControl], target: str, refs: list[Utterance], tokens: int
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(interpolation between the first and last reference, or None; single tokens then seeded random tokens)
+    on the `target` sub-encoder."""
+    interpolation = None
+    if len(refs) >= 2:
+        a, b = refs[0], refs[-1]
+        clips = [
+            page.say(
+                {**base, target: InterpolatedStyle(page.control(a).mel, page.control(b).mel, alpha)}, f"alpha {alpha}"
+            )
+            for alpha in (0.0, 0.25, 0.5, 0.75, 1.0)
+        ]
+        interpolation = {"attr": target, "start": a.id, "end": b.id, "clips": clips}
+    sub = page.synth.model.style.subs[page.synth.attributes.index(target)]
+    clips = [
+        page.say({**base, target: TokenWeights({k: 1.0})}, f"token {k}")
+        for k in range(min(tokens, sub.tokens.n_tokens))
+    ]
+    clips += [page.say({**base, target: RandomTokens(seed)}, f"random, seed {seed}") for seed in (0, 1)]
+    return interpolation, {"attr": target, "n_tokens": sub.tokens.n_tokens, "clips": clips}
+
+
+def _render(**context: Any) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("toonlab.tts", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    return env.get_template("listen.html.j2").render(**context)
 
 
 def build_demo(
@@ -150,63 +196,25 @@ def build_demo(
     out.mkdir(parents=True, exist_ok=True)
     page = Page(synth, out, text)
     row_attr, col_attr, row_refs, col_refs = _pick_references(corpus, rows, cols)
-    body = [
-        f"<h1>Listening page: {html.escape(run.name)}</h1>",
-        f"<p>Sub-encoders: <b>{html.escape(', '.join(synth.attributes))}</b>. Corpus: {html.escape(str(corpus.root))}. "
-        f"Every clip says: <i>{html.escape(text)}</i> (vocoder: {html.escape(synth.vocoder.name)}).</p>",
-    ]
-    missing = [a for a in (row_attr, col_attr) if a and a not in synth.attributes]
-    if missing:
-        body.append(
-            f'<p class="note">This model has no sub-encoder for {", ".join(missing)}: those references '
-            "are not fed to it.</p>"
-        )
-
-    # control grid
-    body.append(
-        f"<h2>Control grid</h2><p class='note'>Rows: {row_attr} reference; columns: "
-        f"{col_attr or '(none)'} reference.</p><table><tr><th></th>"
-    )
-    body += [f"<th>{_audio(page.reference(c))}</th>" for c in col_refs] + ["</tr>"]
-    for r in row_refs:
-        body.append(f"<tr><th>{_audio(page.reference(r))}</th>")
-        for c in col_refs or [None]:
-            controls: dict[str, StyleControl] = {row_attr: page.control(r)}
-            if c is not None and col_attr:
-                controls[col_attr] = page.control(c)
-            label = f"{r.attrs[row_attr]} × {c.attrs[col_attr]}" if c is not None and col_attr else r.attrs[row_attr]
-            body.append(f"<td>{_audio(page.say(controls, label))}</td>")
-        body.append("</tr>")
-    body.append("</table>")
-
-    # interpolation, token weights, random tokens on the style-like sub-encoder
+    grid = _grid(page, row_attr, col_attr, row_refs, col_refs)
     target = col_attr if col_attr in synth.attributes else synth.attributes[-1]
-    base: dict[str, StyleControl] = {row_attr: page.control(row_refs[0])}
     refs = col_refs if target == col_attr and len(col_refs) >= 2 else row_refs
-    if len(refs) >= 2:
-        a, b = refs[0], refs[-1]
-        body.append(f"<h2>Interpolation</h2><p class='note'>{target}: from {a.id} to {b.id}.</p><table><tr>")
-        for alpha in (0.0, 0.25, 0.5, 0.75, 1.0):
-            ctl = InterpolatedStyle(page.control(a).mel, page.control(b).mel, alpha)
-            body.append(f"<td>{_audio(page.say({**base, target: ctl}, f'alpha {alpha}'))}</td>")
-        body.append("</tr></table>")
-    sub = synth.model.style.subs[synth.attributes.index(target)]
-    body.append(
-        f"<h2>Token weights</h2><p class='note'>{target} sub-encoder: one token at weight 1 "
-        f"(of {sub.tokens.n_tokens}), then seeded random token weights.</p><table><tr>"
-    )
-    for k in range(min(tokens, sub.tokens.n_tokens)):
-        body.append(f"<td>{_audio(page.say({**base, target: TokenWeights({k: 1.0})}, f'token {k}'))}</td>")
-    for seed in (0, 1):
-        body.append(f"<td>{_audio(page.say({**base, target: RandomTokens(seed)}, f'random, seed {seed}'))}</td>")
-    body.append("</tr></table>")
-
+    interpolation, token_clips = _style_sections(page, {row_attr: page.control(row_refs[0])}, target, refs, tokens)
     eval_dir = eval_dir or (run if run.is_dir() else run.parent) / "eval"
-    body.append("<h2>Evaluation</h2>" + _evaluation_section(eval_dir, out))
     index = out / "index.html"
     index.write_text(
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(run.name)}</title>'
-        f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+        _render(
+            name=run.name,
+            attributes=synth.attributes,
+            corpus=str(corpus.root),
+            text=text,
+            vocoder=synth.vocoder.name,
+            missing=[a for a in (row_attr, col_attr) if a and a not in synth.attributes],
+            grid=grid,
+            interpolation=interpolation,
+            tokens=token_clips,
+            evaluation=_evaluation(eval_dir, out),
+        )
     )
     (out / "clips.json").write_text(json.dumps({"clips": page.n, "text": text}, indent=2))
     return index
