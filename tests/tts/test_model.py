@@ -111,6 +111,6 @@ def test_single_gst_baseline_is_another_config() -> None:
 def test_config_round_trip() -> None:
     from toonlab.tts.configs import Config
 
-    for name in ("micro", "tiny", "tiny-gst", "base", "base-gst"):
+    for name in ("micro", "tiny", "tiny-gst", "base", "base-gst", "tiny-fs", "base-fs"):
         cfg = get_config(name)
         assert Config.from_dict(cfg.to_dict()) == cfg

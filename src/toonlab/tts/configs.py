@@ -242,6 +242,14 @@ def _base_gst() -> Config:
     )
 
 
+def _base_fs() -> Config:
+    """The duration-based backbone at the size of `base` and of Coqui's Tacotron2-GST (31 M parameters), for GPU
+    training and the equal-size step-time comparison."""
+    base = _base()
+    fs = FastSpeechConfig(embed_dim=512, encoder_dim=512, predictor_dim=256, decoder_dim=768)
+    return replace(base, name="base-fs", backbone="fastspeech", fastspeech=fs)
+
+
 def _micro() -> Config:
     """A toy model for tests and smoke runs (trains a step in well under a second)."""
     return Config(
@@ -293,6 +301,7 @@ CONFIGS = {
     "tiny-fs": _tiny_fs,
     "tiny-fs-gst": _tiny_fs_gst,
     "tiny-fs-multi": _tiny_fs_multi,
+    "base-fs": _base_fs,
     "tiny-gst": _tiny_gst,
     "tiny-multi": _tiny_multi,
     "tiny-adv": _tiny_adv,
@@ -303,7 +312,7 @@ CONFIGS = {
 
 def get_config(name: str) -> Config:
     """A named config: micro, micro-fs (tests), tiny, tiny-gst, tiny-multi, tiny-adv, tiny-fs, tiny-fs-gst,
-    tiny-fs-multi, base, base-gst."""
+    tiny-fs-multi, base, base-gst, base-fs."""
     try:
         return CONFIGS[name]()
     except KeyError:
