@@ -6,7 +6,7 @@
 # Every stage resumes: the corpus build skips rendered files, training continues OUT/run/checkpoint.pt for MINUTES
 # more minutes (`tts train --minutes`: it validates and saves before it stops), the evaluation continues
 # OUT/eval/partial.jsonl. Rerun it to train further.
-# Environment: TOONLAB (the CLI, default .venv/bin/toonlab), TTS_CONFIG (default tiny), TTS_SENTENCES (sentences
+# Environment: TOONLAB (the CLI, default .venv/bin/toonlab), TTS_CONFIG (default tiny-fs), TTS_SENTENCES (sentences
 # per voice and style, default 24), TTS_MAX_STEPS (default 100000), TTS_CASES (evaluation cases, default 32),
 # TTS_PER_CELL (real clips per voice x style for the judges, default 6),
 # TTS_THREADS (default: all cores), TTS_VOCODER (griffin-lim, world or a mel-to-linear file; default griffin-lim).
@@ -15,7 +15,7 @@ set -euo pipefail
 OUT=${1:-out/tts-listen}
 MINUTES=${2:-30}
 TOONLAB=${TOONLAB:-.venv/bin/toonlab}
-CONFIG=${TTS_CONFIG:-tiny}
+CONFIG=${TTS_CONFIG:-tiny-fs}
 THREADS=${TTS_THREADS:-$(nproc)}
 VOCODER=${TTS_VOCODER:-griffin-lim}
 RUN=$OUT/run
