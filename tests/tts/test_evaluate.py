@@ -182,3 +182,23 @@ def test_evaluate_errors_cleanly(tone_corpus, micro_run, tmp_path):
     write_manifest(tmp_path / "no_test", rows, ["speaker", "style"])
     result = CliRunner().invoke(app, ["tts", "evaluate", str(micro_run), "--corpus", str(tmp_path / "no_test")])
     assert result.exit_code == 2 and "held-out" in result.output
+
+
+def test_real_audio_cache_shared_by_two_evaluations(tone_corpus, tmp_path):
+    """Two evaluations saving one real-audio cache: no clash of temporary files, and the entries of both stay."""
+    from toonlab.tts.audio import AudioParams
+    from toonlab.tts.judging import RealAudio
+    from toonlab.tts.manifest import Corpus
+
+    corpus = Corpus.load(tone_corpus)
+    first, second = (RealAudio(corpus, AudioParams(), None, tmp_path) for _ in range(2))
+    first.cache["a"], second.cache["b"] = {"seconds": 1.0}, {"seconds": 2.0}
+    second.cache["a"] = {"seconds": 1.0, "asr": "hello"}  # the same clip, with a transcript only this one made
+    first._dirty = second._dirty = True
+    first.save()
+    second.save()
+    first._dirty = True
+    first.save()  # saved again after the other: it must not drop what the other added
+    merged = RealAudio(corpus, AudioParams(), None, tmp_path).cache
+    assert merged == {"a": {"seconds": 1.0, "asr": "hello"}, "b": {"seconds": 2.0}}
+    assert [p.name for p in tmp_path.iterdir()] == [first.path.name]  # no temporary file left behind

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from toonlab.io import atomic_path
 from toonlab.tts.audio import AudioParams, Vocoder, load_wav, mel_spectrogram
 from toonlab.tts.classifiers import (
     FEATURE_JUDGE,
@@ -112,11 +113,17 @@ class RealAudio:
         return entry["asr"]
 
     def save(self) -> None:
+        """Write the cache atomically, merged with what another evaluation sharing it saved meanwhile (entries of
+        both survive; each process writes through its own temporary file)."""
         if self._dirty:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            torch.save(self.cache, tmp)
-            tmp.replace(self.path)
+            if self.path.exists():
+                for uid, entry in torch.load(self.path, weights_only=True).items():
+                    mine = self.cache.setdefault(uid, entry)
+                    if mine is not entry:  # both have the clip: keep a transcript either one made
+                        mine.update({k: v for k, v in entry.items() if k not in mine})
+            with atomic_path(self.path) as tmp:
+                torch.save(self.cache, tmp)
             self._dirty = False
 
 
