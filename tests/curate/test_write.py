@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from outputs import rows_without_shard
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 
 from toonlab.cli import app
 from toonlab.curate.run import RunError, run_curate
-from toonlab.curate.write import LEDGER, DatasetWriter, Ledger
+from toonlab.curate.write import LEDGER, DatasetWriter, Ledger, OutputInUse, lock_output
 
 runner = CliRunner()
 
@@ -69,3 +71,42 @@ def test_second_run_into_a_busy_output_is_refused_and_deletes_nothing(tmp_path, 
         run_curate([str(two_clips[0].path)], out)
     writer.close()  # the first run ends: OUT is free again
     assert run_curate([str(two_clips[0].path)], out).sources.ok == 1
+
+
+_HOLD = """
+import fcntl, sys, time
+handle = open(sys.argv[1], "a+")
+fcntl.flock(handle, fcntl.LOCK_EX)
+handle.seek(0); handle.truncate(); handle.write(sys.argv[2] + "\\n"); handle.flush()
+print("held", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def _hold_lock(out, named_pid: str, seconds: float) -> subprocess.Popen:
+    """A process holding OUT's lock for `seconds`, with `named_pid` written in the lock file."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(out / "_lock"), named_pid, str(seconds)],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_lock_of_a_killed_run_held_by_its_dying_workers_is_waited_for(tmp_path):
+    """The run named in the lock is dead; a process it forked still holds the lock for a moment: the next run
+    waits for it instead of refusing."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    holder = _hold_lock(tmp_path, dead.stdout.strip(), 1.0)
+    handle = lock_output(tmp_path, dead_holder_wait=60.0)  # raised OutputInUse before
+    assert (tmp_path / "_lock").read_text() == f"{os.getpid()}\n"
+    handle.close()
+    assert holder.wait(timeout=30) == 0
+
+
+def test_lock_of_a_live_run_is_refused_without_waiting(tmp_path):
+    holder = _hold_lock(tmp_path, "PID", 3.0)
+    (tmp_path / "_lock").write_text(f"{holder.pid}\n")
+    with pytest.raises(OutputInUse, match=f"PID {holder.pid}"):  # waiting would take the lock once it exits
+        lock_output(tmp_path, dead_holder_wait=60.0)
+    assert holder.poll() is None  # refused while the holder still runs
+    holder.kill()
+    holder.wait(timeout=10)

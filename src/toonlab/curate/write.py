@@ -242,18 +242,41 @@ class OutputInUse(RuntimeError):
     """Another process holds the output directory's lock."""
 
 
-def lock_output(out: Path) -> IO[str]:
+DEAD_HOLDER_WAIT = 10.0  # seconds a killed run's last workers may keep its lock while they die
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process a lock file names still exists (an unreadable name counts as alive)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, OverflowError, PermissionError):
+        return True
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def lock_output(out: Path, dead_holder_wait: float = DEAD_HOLDER_WAIT) -> IO[str]:
     """Take the exclusive lock on `out` (an flock on `out/_lock`, released when the returned file is closed or the
     process dies, so a killed run never leaves it stale) and write this process's PID into it. A second run fails
-    at once with the holder's PID."""
+    at once with the holder's PID. When the named holder is dead, the lock is still held only by its worker
+    processes (forked with the lock's file descriptor) in the moment before they die with it: that is waited
+    for, up to `dead_holder_wait` seconds."""
     handle = open(out / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the run
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise OutputInUse(f"{out} is in use by another toonlab curate run (PID {holder}); wait for it to end") from None
+    deadline = time.monotonic() + dead_holder_wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            if _alive(holder) or time.monotonic() > deadline:
+                handle.close()
+                raise OutputInUse(
+                    f"{out} is in use by another toonlab curate run (PID {holder}); wait for it to end"
+                ) from None
+            time.sleep(0.05)
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
