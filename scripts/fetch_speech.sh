@@ -26,17 +26,7 @@ for tool in apt-get dpkg-deb tar; do
 done
 mkdir -p "$DEBS" "$SPEECH"
 
-deb_path() { # PKG -> path of its .deb in $DEBS (downloaded when missing)
-  local pkg=$1 found
-  found=$(compgen -G "$DEBS/${pkg}_*.deb" | head -n1 || true)
-  if [[ -z $found ]]; then
-    log "downloading Debian package $pkg"
-    (cd "$DEBS" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2) ||
-      die "apt-get download $pkg failed (check: apt-cache show $pkg; as root try: apt-get update)"
-    found=$(compgen -G "$DEBS/${pkg}_*.deb" | head -n1)
-  fi
-  printf '%s\n' "$found"
-}
+source "$ROOT/scripts/debs.sh" # deb_path PKG
 
 unpack() { # NAME PKG MEMBER_GLOB... : unpack members of PKG into $SPEECH/NAME (several packages may share NAME)
   local name=$1 pkg=$2

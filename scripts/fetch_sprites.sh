@@ -31,20 +31,7 @@ for tool in apt-get dpkg-deb tar; do
 done
 mkdir -p "$DEBS" "$SPRITES"
 
-deb_path() { # PKG -> path of its .deb in $DEBS (downloaded when missing)
-  local pkg=$1 found
-  found=$(compgen -G "$DEBS/${pkg}_*.deb" | head -n1 || true)
-  if [[ -z $found ]]; then
-    log "downloading Debian package $pkg"
-    if ! (cd "$DEBS" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2); then
-      [[ $EUID == 0 ]] || die "apt-get download $pkg failed (as root try: apt-get update)"
-      apt-get update -q >&2 || die "apt-get update failed"
-      (cd "$DEBS" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2) || die "apt-get download $pkg failed"
-    fi
-    found=$(compgen -G "$DEBS/${pkg}_*.deb" | head -n1)
-  fi
-  printf '%s\n' "$found"
-}
+source "$ROOT/scripts/debs.sh" # deb_path PKG
 
 unpack() { # PKG MEMBER_GLOB... : unpack the members (paths inside the package) into $SPRITES/PKG
   local pkg=$1

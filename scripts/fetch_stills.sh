@@ -30,13 +30,8 @@ for tool in apt-get dpkg-deb tar; do
 done
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-log "downloading Debian package $PKG"
-if ! (cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root "$PKG" >&2); then
-  [[ $EUID == 0 ]] || die "apt-get download $PKG failed (as root try: apt-get update)"
-  apt-get update -q >&2 || die "apt-get update failed"
-  (cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root "$PKG" >&2) || die "apt-get download $PKG failed"
-fi
-deb=$(compgen -G "$WORK/${PKG}_*.deb" | head -n1)
+source "$ROOT/scripts/debs.sh"
+deb=$(DEBS=$WORK deb_path "$PKG") # into the temporary folder: the .deb is not kept
 dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$WORK" --wildcards "./$IMAGES/*" "./usr/share/doc/$PKG/copyright" ||
   die "could not unpack the images from $deb"
 mkdir -p "$OUT.tmp"
