@@ -44,26 +44,6 @@ def _box_sums(a, b, out):  # a, b (H, W) uint8 -> out (H-6, W-6) int32: 7x7 wind
             col[j] -= np.int32(a[r, j]) * np.int32(b[r, j])
 
 
-def _box_values(a, out):  # a (H, W) uint8 -> out (H-6, W-6) int32: 7x7 window sums of a
-    h, w = a.shape
-    col = np.zeros(w, np.int32)
-    for r in range(_WIN - 1):
-        for j in range(w):
-            col[j] += a[r, j]
-    for r in range(h - _WIN + 1):
-        for j in range(w):
-            col[j] += a[r + _WIN - 1, j]
-        s = np.int32(0)
-        for j in range(_WIN - 1):
-            s += col[j]
-        for j in range(w - _WIN + 1):
-            s += col[j + _WIN - 1]
-            out[r, j] = s
-            s -= col[j]
-        for j in range(w):
-            col[j] -= a[r, j]
-
-
 def _ssim_pairs(frames):  # (N, H, W) uint8 -> (N-1,) float64
     """Window sums of x and x^2 are made once per frame (each frame is in two pairs), of xy once per pair;
     all are exact int32 (at most 49 * 255^2), so only the SSIM formula rounds (float64, in row order)."""
@@ -72,8 +52,9 @@ def _ssim_pairs(frames):  # (N, H, W) uint8 -> (N-1,) float64
     sums = np.empty((n, oh, ow), np.int32)
     squares = np.empty((n, oh, ow), np.int32)
     cross = np.empty((oh, ow), np.int32)
+    ones = np.ones((h, w), np.uint8)  # window sums of x are those of x * 1
     for k in range(n):
-        _box_values(frames[k], sums[k])
+        _box_sums(frames[k], ones, sums[k])
         _box_sums(frames[k], frames[k], squares[k])
     out = np.empty(n - 1)
     for k in range(n - 1):
@@ -136,7 +117,7 @@ def consecutive_ssim(frames: np.ndarray) -> np.ndarray:
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     if len(frames) < 2:
         return np.empty(0)
-    return _jit("ssim", _ssim_pairs, (_box_sums, _box_values))(frames)
+    return _jit("ssim", _ssim_pairs, (_box_sums,))(frames)
 
 
 def shot_features(
