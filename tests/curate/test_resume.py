@@ -159,3 +159,19 @@ def test_source_that_kills_its_worker_is_recorded_as_failed(tmp_path, sources, m
     rows = rows_without_shard(tmp_path)
     assert {Path(r["source"]).name for r in rows} == {f"clip{i}.mp4" for i in range(N_SOURCES)} - {"clip2.mp4"}
     assert all(r["killer_ok"] for r in rows)
+
+
+def test_worker_whose_run_died_before_it_started_exits():
+    """A pool worker forked in the moment before `kill -9` of the run starts as the reaper's child: it must exit
+    rather than wait forever holding the output's lock (the PID it checks is the run's, read before the fork)."""
+    import multiprocessing
+
+    from toonlab.curate.executors.local import _die_with_parent
+
+    fork = multiprocessing.get_context("fork")
+    orphan = fork.Process(target=_die_with_parent, args=(os.getppid(),))  # any PID but the worker's real parent
+    child = fork.Process(target=_die_with_parent, args=(os.getpid(),))
+    for proc in (orphan, child):
+        proc.start()
+        proc.join(timeout=30)
+    assert (orphan.exitcode, child.exitcode) == (1, 0)

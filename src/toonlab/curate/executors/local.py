@@ -21,9 +21,11 @@ from toonlab.curate.stage import PipelineFactory
 _PIPELINE = None
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when its parent dies (prctl PR_SET_PDEATHSIG); no-op elsewhere."""
-    parent = os.getppid()
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies (prctl PR_SET_PDEATHSIG); no-op elsewhere. `parent`
+    is the PID the pool was made in, read there: a worker forked just before a `kill -9` of the run starts with
+    the reaper as its parent already, and must not wait forever on a call queue whose writer it holds itself
+    (with the output's lock descriptor)."""
     try:
         import ctypes
 
@@ -35,9 +37,9 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _init_worker(build: PipelineFactory, threads: int, pool_worker: bool = False) -> None:
-    if pool_worker:
-        _die_with_parent()
+def _init_worker(build: PipelineFactory, threads: int, parent: int | None = None) -> None:
+    if parent is not None:  # a pool worker
+        _die_with_parent(parent)
 
     global _PIPELINE
     _PIPELINE = build(threads)
@@ -75,7 +77,7 @@ class LocalExecutor:
     @staticmethod
     def _pool_map(init: tuple, pending: deque, workers: int, suspects: list):
         """Run until `pending` is empty or the pool breaks; sources in flight at a break go to `suspects`."""
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(*init, True)) as pool:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(*init, os.getpid())) as pool:
             in_flight: dict = {}
             try:
                 while pending or in_flight:
