@@ -191,3 +191,29 @@ def test_metadata_only_run_and_spool_is_consumed(tmp_path, two_clips):
     assert samples and all(set(members) == {"json"} for members in samples.values())
     kept = sum(len(r["keyframe_indices"]) for r in _rows(tmp_path))
     assert kept == sum(len(k) for c in two_clips for k in c.keyframes)
+
+
+def test_decoder_threads_leave_the_encoders_their_cpus(tmp_path, two_clips, monkeypatch):
+    """Given no thread count, a stage that encodes keyframes decodes on the CPUs its encoders leave (at least
+    one); a metadata-only stage lets FFmpeg choose (0); a given count is used as it is."""
+    from toonlab.curate.records import VideoRef
+    from toonlab.curate.stages import analyze
+    from toonlab.curate.stages.analyze.images import YuvJpegEncoder
+
+    opened: list[int] = []
+    real = analyze.VideoDecoder
+    monkeypatch.setattr(
+        analyze, "VideoDecoder", lambda path, threads, pixels: opened.append(threads) or real(path, threads, pixels)
+    )
+    clip = two_clips[0]
+    for cpus, images, threads in (
+        (6, YuvJpegEncoder(), 0),
+        (2, YuvJpegEncoder(), 0),
+        (6, None, 0),
+        (6, YuvJpegEncoder(), 3),
+    ):
+        monkeypatch.setattr(analyze.os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)))
+        stage = analyze.AnalyzeStage(0.95, 8, "animation", images, tmp_path / "spool", threads)
+        result = stage.process(VideoRef(str(clip.path), clip.path))
+        assert result.probe.frame_count == clip.n_frames
+    assert opened == [6 - analyze.ENCODE_THREADS, 1, 0, 3]
