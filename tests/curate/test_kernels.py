@@ -14,7 +14,7 @@ from skimage.metrics import structural_similarity
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.run import run_curate
 from toonlab.curate.stages.analyze import decode, kernels, keyframes, shots
-from toonlab.curate.stages.analyze.images import ImageEncoder, YuvJpegEncoder
+from toonlab.curate.stages.analyze.images import ImageEncoder, YuvJpegEncoder, full_range
 
 
 def _noisy_run(seed: int, n: int = 9) -> np.ndarray:
@@ -120,6 +120,18 @@ def test_yuv_jpeg_matches_reference_pixels(tmp_path, two_clips, color_range):
         assert np.abs(a - exact).mean() <= np.abs(b - exact).mean() + 0.25
         if i == 2:
             break
+
+
+def test_range_stretch_is_the_rounded_formula_at_every_level():
+    """The limited -> full range map equals round((y - 16) * 255 / 219) and round((c - 128) * 255 / 224 + 128),
+    clipped, for all 256 levels (so for every picture); also on a strided view, as planes cut to width are."""
+    levels = np.arange(256)
+    want_luma = np.clip(np.round((levels - 16) * 255 / 219), 0, 255)
+    want_chroma = np.clip(np.round((levels - 128) * 255 / 224 + 128), 0, 255)
+    wide = np.zeros((16, 20), np.uint8)
+    wide[:, :16] = levels.reshape(16, 16)
+    for luma, want in ((True, want_luma), (False, want_chroma)):
+        assert np.array_equal(full_range(wide[:, :16], luma).ravel(), want)
 
 
 def test_bt709_frames_take_the_reference_route(two_clips):
