@@ -47,7 +47,7 @@ def test_compiled_ssim_on_odd_sizes_and_flat_frames(shape):
     assert kernels.consecutive_ssim(frames) == pytest.approx(want, abs=1e-12)
 
 
-@pytest.mark.parametrize("full", [[False] * 16, [True] * 16, [True, False] * 8, [False] * 5])
+@pytest.mark.parametrize("full", [[False] * 16, [True] * 16, [True, False] * 8, [False] * 5, [True]])
 def test_batch_planes_match_a_plain_transpose_and_lookup(full):
     """The analysis batch's interleaved YUV and full-range luma, against NumPy's transpose and lookup."""
     planar = np.random.default_rng(len(full)).integers(0, 256, (16, 3, 64, 64)).astype(np.uint8)
