@@ -229,6 +229,7 @@ def train(
     if d.main:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if d.world > 1:
+        d.barrier()  # no rank tears its gloo pairs down while a peer still uses them
         dist.destroy_process_group()
     return summary
 

@@ -133,7 +133,7 @@ def train_command(
     from dataclasses import replace
 
     from toonlab.vision.models import get_config, with_video_encoder
-    from toonlab.vision.train import TrainConfig, train
+    from toonlab.vision.train import TrainConfig, leave, train
 
     try:
         if task == "svd":
@@ -171,6 +171,7 @@ def train_command(
             bar = progress.add_task(task, total=steps, loss="-")
             on_step = lambda step, total, loss: progress.update(bar, completed=step, loss=f"{loss:.3f}")  # noqa: E731
             metrics = train(data, out, model_config, tc, device, cache_dir or out / "cache", on_step)
+        leave()
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(exc) from None
     Console().print_json(json.dumps({"val": metrics}))

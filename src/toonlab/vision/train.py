@@ -83,6 +83,15 @@ def place(device: str) -> tuple[torch.device, int, int]:
     return torch.device(device), rank, world
 
 
+def leave() -> None:
+    """Leave the process group `place` joined, if any, once every rank is here: a rank that tears its gloo pairs
+    down while a peer still talks to them makes that peer abort ("terminate called without an active exception")."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def feature_key(config: ModelConfig, seed: int, task: str) -> dict:
     """What a frozen prefix's output depends on: the towers (their cut joins later), and for randomly initialised
     towers the seed and the task (the model the task builds decides the order of the random draws)."""
