@@ -215,10 +215,10 @@ def toonlab_curate(workers: int, executor: str = "local", name: str = "", **conf
 
 
 def _toonlab_decoder_threads() -> int:
-    """The decoder threads of a 1-worker default run (`AnalyzeStage._decoder_threads`)."""
-    from toonlab.curate.stages.analyze import ENCODE_THREADS
+    """The decoder threads of a 1-worker default run (no thread count given, keyframes encoded)."""
+    from toonlab.curate.stages.analyze import decoder_threads
 
-    return max(1, len(os.sched_getaffinity(0)) - ENCODE_THREADS)
+    return decoder_threads(0, encodes=True)
 
 
 def _cpu_seconds() -> float:

@@ -88,6 +88,16 @@ class _EncodeQueue:
         return self._done
 
 
+def decoder_threads(threads: int, encodes: bool) -> int:
+    """The decoder's thread count for a stage given `threads` (0: none given): that count when given; else, when
+    keyframes are encoded, the CPUs the encoder threads leave (at least 1), since FFmpeg's frame threading costs a
+    third more CPU per frame (640x480 H.264: 0.95 vs 0.70 ms) and the encoders need that CPU; else (metadata only)
+    0, FFmpeg's choice."""
+    if threads or not encodes:
+        return threads
+    return max(1, len(os.sched_getaffinity(0)) - ENCODE_THREADS)
+
+
 def video_id_for(path: Path, sha256: str) -> str:
     """Deterministic, dot-free id: the file stem (safe characters only) plus 8 hex digits of its hash."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem).strip("_")[:48] or "video"
@@ -125,7 +135,7 @@ class AnalyzeStage:
         `max_frame_pixels`: a source whose pictures are larger fails with its size named (memory bound)."""
         self.shots = choose(ShotMode, shots, "shots")
         self.spool_dir = spool_dir
-        self.threads = threads  # decoder and encoder threads; 0: chosen per source (`_decoder_threads`)
+        self.threads = threads  # decoder and encoder threads; 0: chosen (`decoder_threads`)
         self.ssim_threshold = ssim_threshold
         self.min_scene_len = min_scene_len
         self.detector_name = detector
@@ -163,7 +173,9 @@ class AnalyzeStage:
         spool = Spool(self.spool_dir)
         dropped: dict[str, int] = {}
         try:
-            with VideoDecoder(ref.path, self._decoder_threads(), self.max_frame_pixels) as decoder:
+            with VideoDecoder(
+                ref.path, decoder_threads(self.threads, self.images is not None), self.max_frame_pixels
+            ) as decoder:
                 detector = GivenShots(ref.scenes, decoder.info.fps) if given else None
                 shots, images, n_frames = self._one_pass(decoder, spool, timings, detector)
                 info, rotation = decoder.info, decoder.rotation
@@ -197,14 +209,6 @@ class AnalyzeStage:
             timings=timings,
             dropped=dropped,
         )
-
-    def _decoder_threads(self) -> int:
-        """The decoder's thread count: the stage's own when it has one; else, when keyframes are encoded, the CPUs
-        the encoder threads leave (at least 1), since FFmpeg's frame threading costs a third more CPU per frame
-        (640x480 H.264: 0.95 vs 0.70 ms) and the encoders need that CPU; else (metadata only) FFmpeg's choice."""
-        if self.threads or self.images is None:
-            return self.threads
-        return max(1, len(os.sched_getaffinity(0)) - ENCODE_THREADS)
 
     @staticmethod
     def _given(detector: GivenShots, shots: list[Shot], n_frames: int) -> tuple[list[Shot], dict[str, int]]:
