@@ -19,7 +19,6 @@ keyframe, `<key>.txt`, `<key>.mp4`. `frame_stem` and `iter_shots` read both.
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 from collections.abc import Iterator
@@ -134,12 +133,3 @@ def iter_shots(shard: Path) -> Iterator[ShotSample]:
             current.images[int(doc["frame"])] = image
     if current is not None:
         yield current
-
-
-def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> int:
-    """Append one regular file (mtime 0, so shards are reproducible); returns the bytes it takes in the tar."""
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = 0
-    tar.addfile(info, io.BytesIO(data))
-    return 512 + (len(data) + 511) // 512 * 512

@@ -28,9 +28,10 @@ import pyarrow.parquet as pq
 
 from toonlab.curate.pairs import is_pairs, to_pairs
 from toonlab.curate.records import RECORD_VERSION, Blob, SourceError, SourceResult
-from toonlab.curate.shards import CLIPS_DIR, add_member, keyframe_json, sample_key, sample_keys
+from toonlab.curate.shards import CLIPS_DIR, keyframe_json, sample_key, sample_keys
 from toonlab.curate.stages.analyze.keyframes import dynamic_score, timing_label
 from toonlab.curate.stages.annotate import annotation_fields
+from toonlab.curate.tarwrite import TarAppender
 from toonlab.io import atomic_path, atomic_write
 
 LEDGER = "_ledger.jsonl"
@@ -347,8 +348,8 @@ class DatasetWriter:
         self.max_samples = max_samples
         self._remove_orphans()
         self._next = 1 + max((int(s) for s in self.ledger.shards), default=-1)
-        self._tar: tarfile.TarFile | None = None  # the last part's, open for writing
-        self._clips: tarfile.TarFile | None = None  # the last part's clip tar, once a clip arrives
+        self._tar: TarAppender | None = None  # the last part's, open for writing
+        self._clips: TarAppender | None = None  # the last part's clip tar, once a clip arrives
         self._parts: list[_Part] = []
         self._sources: list[dict] = []
 
@@ -399,7 +400,7 @@ class DatasetWriter:
         self._close_tars()
         name = f"{self._next:05d}"
         self._next += 1
-        self._tar = tarfile.open(self.shard_dir / f"{name}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
+        self._tar = TarAppender(self.shard_dir / f"{name}.tar.tmp")
         self._parts.append(_Part(name))
 
     def add(self, result: SourceResult) -> list[dict]:
@@ -436,15 +437,15 @@ class DatasetWriter:
         )
         return rows
 
-    def _member(self, tar: tarfile.TarFile, name: str, data: bytes) -> None:
-        self._parts[-1].bytes += add_member(tar, name, data)
+    def _member(self, tar: TarAppender, name: str, data: bytes) -> None:
+        self._parts[-1].bytes += tar.add(name, data)
 
-    def _clip_tar(self) -> tarfile.TarFile:
+    def _clip_tar(self) -> TarAppender:
         """The open part's clip tar (`clips/<shard>.tar`), opened when its first clip arrives."""
         if self._clips is None:
             part = self._parts[-1]
             self.clip_dir.mkdir(exist_ok=True)
-            self._clips = tarfile.open(self.clip_dir / f"{part.name}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
+            self._clips = TarAppender(self.clip_dir / f"{part.name}.tar.tmp")
             part.clips = True
         return self._clips
 
