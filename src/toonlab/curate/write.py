@@ -19,6 +19,7 @@ import json
 import os
 import tarfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -154,6 +155,11 @@ def shot_rows(result: SourceResult, shard: str) -> list[dict]:
 def _read(spool, blob: Blob) -> bytes:
     spool.seek(blob.offset)
     return spool.read(blob.size)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -352,6 +358,9 @@ class DatasetWriter:
         self._clips: TarAppender | None = None  # the last part's clip tar, once a clip arrives
         self._parts: list[_Part] = []
         self._sources: list[dict] = []
+        # closed tars of the open group are flushed to disk on this thread while the next ones are written
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="fsync")
+        self._synced: list[Future] = []
 
     def _remove_orphans(self) -> None:
         """Delete what a killed run left half-made: spool files, `.tmp` files, and shard files no ledger line
@@ -393,6 +402,7 @@ class DatasetWriter:
         for tar in (self._tar, self._clips):
             if tar is not None:
                 tar.close()
+                self._synced.append(self._syncer.submit(_fsync, tar.path))
         self._tar = self._clips = None
 
     def _roll(self) -> None:
@@ -461,14 +471,14 @@ class DatasetWriter:
         names = [part.name for part in self._parts]
         clip_names = [part.name for part in self._parts if part.clips]
         for part in self._parts:
-            for folder in [self.shard_dir] + ([self.clip_dir] if part.clips else []):
-                with open(folder / f"{part.name}.tar.tmp", "rb+") as fh:
-                    os.fsync(fh.fileno())
             table = pa.Table.from_pylist(part.rows, schema=dataset_schema())
             table = table.replace_schema_metadata({COMMIT_KEY: json.dumps(names)})
             sink = pa.BufferOutputStream()
             pq.write_table(table, sink, compression="zstd")
             _fsync_write(self.meta_dir / f"{part.name}.parquet.tmp", sink.getvalue().to_pybytes())
+        synced, self._synced = self._synced, []
+        for future in synced:  # every tar of the group is on disk (an fsync error is raised here)
+            future.result()
         for name in names:
             os.replace(self.shard_dir / f"{name}.tar.tmp", self.shard_dir / f"{name}.tar")
         for name in clip_names:
@@ -482,6 +492,7 @@ class DatasetWriter:
     def close(self) -> None:
         self.commit()
         self.write_errors()
+        self._syncer.shutdown()
         self._lock.close()  # closing the file releases the lock
 
     def write_errors(self) -> None:
