@@ -14,11 +14,12 @@ warm (Ray already up, as on a cluster: the actor pools' start-up is still includ
 time - 1 at the same worker count.
 
 On a shared machine wall times move with other people's load, so every run also reports the CPU seconds of its
-whole process tree (the measured process is a child subreaper and reaps every descendant, Ray's daemons and
-workers included, before reading its rusage): frames per CPU-second is the per-core throughput a capacity
-estimate needs, and far steadier than wall time. Configurations run round-robin `--repeats` times (the fastest
-wall time is kept) so a load swing does not land on one of them only. Results go to
-`benchmarks/results/scale_bench.json`. Timings never gate a test.
+whole process tree during `run_curate` (`TreeCpu`: rusage of the children that ended, CPU times of those alive,
+and the last sampled CPU times of deeper descendants such as Ray's actors; `ray.init` is left out, as from the
+wall time; the measured process is also a child subreaper, so nothing is left running after it): frames per
+CPU-second is the per-core throughput a capacity estimate needs, and far steadier than wall time. Configurations
+run round-robin `--repeats` times (the fastest wall time is kept) so a load swing does not land on one of them only.
+Results go to `benchmarks/results/scale_bench.json`. Timings never gate a test.
 """
 
 from __future__ import annotations
@@ -59,9 +60,56 @@ def _reap_all(grace: float = 20.0) -> None:
             time.sleep(0.05)
 
 
-def _cpu_seconds() -> float:
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+class TreeCpu:
+    """CPU seconds of this process and all its descendants. Direct children are counted by rusage once reaped
+    (local pool workers, Ray's daemons after shutdown) and by their CPU times while alive; deeper descendants
+    (Ray's actors, which Ray's own daemons start and reap) by their last CPU times seen, sampled every 0.2 s
+    on a thread, since they may end before the run returns."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._seen: dict[int, float] = {}  # pid -> CPU seconds when last seen, for descendants of descendants
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def total(self) -> float:
+        import psutil
+
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        total = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+        self._sample()
+        for proc in psutil.Process().children():
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:  # exited meanwhile: counted once reaped
+                continue
+            total += times.user + times.system
+        return total + sum(self._seen.values())
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = os.getpid()
+        for proc in psutil.Process().children(recursive=True):
+            try:
+                if proc.ppid() != me:
+                    times = proc.cpu_times()
+                    self._seen[proc.pid] = times.user + times.system
+            except psutil.Error:
+                continue
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(0.2):
+            self._sample()
+
+    def __enter__(self) -> TreeCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def child(executor: str, workers: int, files: list[str], out: str) -> dict:
@@ -84,9 +132,12 @@ def child(executor: str, workers: int, files: list[str], out: str) -> dict:
     def on_progress(outcome, _stats) -> None:  # noqa: ANN001 (a SourceResult or SourceError, the RunStats)
         arrivals.append((time.perf_counter(), getattr(getattr(outcome, "probe", None), "frame_count", 0)))
 
-    t = time.perf_counter()
-    stats = run_curate(files, Path(out), workers=workers, executor=executor, on_progress=on_progress)
-    result["wall_s"] = time.perf_counter() - t
+    with TreeCpu() as cpu:
+        cpu_before = cpu.total()  # after ray.init: the run's CPU, as its wall time, leaves start-up out
+        t = time.perf_counter()
+        stats = run_curate(files, Path(out), workers=workers, executor=executor, on_progress=on_progress)
+        result["wall_s"] = time.perf_counter() - t
+        result["cpu_s"] = cpu.total() - cpu_before  # before Ray shuts down
     # steady state: from the first result to the last, the frames of all but the first result (start-up excluded)
     result["first_result_s"] = arrivals[0][0] - t
     result["steady_fps"] = sum(n for _, n in arrivals[1:]) / (arrivals[-1][0] - arrivals[0][0])
@@ -100,7 +151,6 @@ def child(executor: str, workers: int, files: list[str], out: str) -> dict:
     else:
         result["end_to_end_s"] = result["wall_s"]
     _reap_all()
-    result["cpu_s"] = _cpu_seconds()
     shards = sum(p.stat().st_size for p in Path(out, "shards").glob("*.tar"))
     result.update(
         frames=stats.frames,
