@@ -20,6 +20,7 @@ LAYERS = {
     "toonlab.curate.taxonomy_table": 1,
     "toonlab.curate.stage": 2,
     "toonlab.curate.shards": 2,
+    "toonlab.curate.tarwrite": 2,
     "toonlab.curate.sidecar": 2,
     "toonlab.curate.sources": 2,
     "toonlab.curate.stages": 3,
