@@ -110,3 +110,36 @@ def test_lock_of_a_live_run_is_refused_without_waiting(tmp_path):
     assert holder.poll() is None  # refused while the holder still runs
     holder.kill()
     holder.wait(timeout=10)
+
+
+def test_failed_fsync_of_a_shard_commits_nothing_and_a_rerun_recovers(tmp_path, two_clips, monkeypatch):
+    """Shard tars are fsynced on a background thread: its error must reach the commit before any rename."""
+    import errno
+
+    import toonlab.curate.write as write
+
+    def broken_fsync(path):
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(write, "_fsync", broken_fsync)
+    with pytest.raises(OSError, match="Input/output error"):
+        run_curate([str(two_clips[0].path)], out)
+    assert not list((out / "shards").glob("*.tar")) and not list((out / "metadata").glob("*.parquet"))
+    assert Ledger.open(out / LEDGER).shards == set()
+    monkeypatch.undo()
+    assert run_curate([str(two_clips[0].path)], out).sources.ok == 1  # the half-made files are cleaned, not kept
+    assert [p.name for p in (out / "shards").iterdir()] == ["00000.tar"]
+
+
+def test_a_refused_output_is_let_go_at_once(tmp_path, two_clips):
+    """A run refused after taking the lock (shards of an older record version) releases it before it raises, even
+    while its traceback (and so its frame and writer) is kept, as an interactive session keeps the last one."""
+    out = tmp_path / "out"
+    run_curate([str(two_clips[0].path)], out)
+    ledger = out / LEDGER
+    ledger.write_text(ledger.read_text().replace('"v":2', '"v":1'))
+    with pytest.raises(RunError, match="record version") as refused:
+        run_curate([str(two_clips[1].path)], out)
+    lock_output(out, dead_holder_wait=0).close()  # free again: taking it does not wait or fail
+    assert refused.traceback  # kept alive until here

@@ -118,6 +118,24 @@ def make_executor(name: ExecutorName, workers: int, ray_address: str | None = No
     return LocalExecutor(workers)
 
 
+def _take(writer: DatasetWriter, outcome: SourceResult | SourceError, stats: RunStats) -> SourceResult | SourceError:
+    """Hand one outcome to the writer: a result's rows, or an error record (also for a source whose bytes an
+    earlier source already has, which is the outcome returned then)."""
+    if isinstance(outcome, SourceResult):
+        first = writer.ledger.hashes.get(outcome.probe.sha256)
+        if first is not None and first != outcome.ref.source:
+            outcome.spool.unlink(missing_ok=True)
+            outcome = SourceError(outcome.ref.source, "dedup", f"same bytes as an earlier source: {first}")
+    if isinstance(outcome, SourceError):
+        writer.fail(outcome)
+        stats.failed(outcome)
+    else:
+        rows = writer.add(outcome)
+        writer.ledger.hashes[outcome.probe.sha256] = outcome.ref.source
+        stats.committed(outcome, rows)
+    return outcome
+
+
 def run_curate(
     inputs: Sequence[str],
     out: Path,
@@ -150,6 +168,7 @@ def run_curate(
     except OSError as exc:
         raise RunError(f"cannot write to output directory {out}: {exc.strerror or exc}") from exc
     if writer.ledger.versions - {RECORD_VERSION}:
+        writer.release()
         old = sorted(writer.ledger.versions - {RECORD_VERSION})
         raise RunError(f"{out} holds shards of record version {old}, this writes {RECORD_VERSION}: use a new --out")
     if config.download_cache is None:
@@ -168,22 +187,14 @@ def run_curate(
     )
     start = time.perf_counter()
     build = partial(build_pipeline, config, Path(writer.spool_dir).resolve())  # picklable: workers build their own
-    for outcome in runner.map(build, refs):
-        if isinstance(outcome, SourceResult):
-            first = writer.ledger.hashes.get(outcome.probe.sha256)
-            if first is not None and first != outcome.ref.source:
-                outcome.spool.unlink(missing_ok=True)
-                outcome = SourceError(outcome.ref.source, "dedup", f"same bytes as an earlier source: {first}")
-        if isinstance(outcome, SourceError):
-            writer.fail(outcome)
-            stats.failed(outcome)
-        else:
-            rows = writer.add(outcome)
-            writer.ledger.hashes[outcome.probe.sha256] = outcome.ref.source
-            stats.committed(outcome, rows)
-        if on_progress:
-            on_progress(outcome, stats)
-    writer.close()
+    try:
+        for outcome in runner.map(build, refs):
+            outcome = _take(writer, outcome, stats)
+            if on_progress:
+                on_progress(outcome, stats)
+        writer.close()
+    finally:  # after an error too: the lock goes with this call, not with the process
+        writer.release()
     stats.finish(time.perf_counter() - start)
     write_stats(out, stats.as_dict())
     write_card(out)

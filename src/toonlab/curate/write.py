@@ -492,8 +492,13 @@ class DatasetWriter:
     def close(self) -> None:
         self.commit()
         self.write_errors()
+        self.release()
+
+    def release(self) -> None:
+        """Let the output directory go: end the fsync thread and release the lock (closing its file). After an
+        error this leaves the open group uncommitted; the next run deletes its `.tmp` files."""
         self._syncer.shutdown()
-        self._lock.close()  # closing the file releases the lock
+        self._lock.close()
 
     def write_errors(self) -> None:
         table = pa.Table.from_pylist(self.ledger.errors, schema=ERROR_SCHEMA)
