@@ -42,7 +42,8 @@ Encoder = ImageEncoder | YuvJpegEncoder
 
 class _EncodeQueue:
     """Encodes kept frames on background threads while decoding goes on (libjpeg-turbo, OpenCV and FFmpeg's
-    scaler release the GIL) and appends them to the source's spool; at most `depth` frames wait (fewer for
+    scaler release the GIL), each thread appending its image to the source's spool (in the order they finish:
+    the blobs record where each is), so the analysing thread never writes; at most `depth` frames wait (fewer for
     large pictures: the waiting frames stay within a quarter of `QUEUED_BYTES`), so memory stays flat.
     With no encoder (metadata-only runs) it records nothing. `seconds` sums the encoding time."""
 
@@ -54,10 +55,10 @@ class _EncodeQueue:
         self._depth = depth
         self._done: dict[int, Blob] = {}
         self._queued: set[int] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the spool's end and `seconds`
         self.seconds = 0.0
 
-    def _encode(self, index: int, frame) -> bytes:
+    def _encode(self, index: int, frame) -> Blob:
         t = time.perf_counter()
         try:
             data = self._encoder.encode(index, frame)
@@ -65,7 +66,7 @@ class _EncodeQueue:
             raise StageError("encode", str(exc)) from exc
         with self._lock:
             self.seconds += time.perf_counter() - t
-        return data
+            return self._spool.put(data, self._encoder.ext)
 
     def add(self, index: int, frame) -> None:
         if self._encoder is None or index in self._queued:
@@ -77,15 +78,19 @@ class _EncodeQueue:
             self._collect(*self._pending.popleft())
 
     def _collect(self, index: int, future: Future) -> None:
-        self._done[index] = self._spool.put(future.result(), self._encoder.ext)
+        self._done[index] = future.result()
 
     def finish(self) -> dict[int, Blob]:
         try:
             while self._pending:
                 self._collect(*self._pending.popleft())
         finally:
-            self._pool.shutdown(cancel_futures=True)
+            self.close()
         return self._done
+
+    def close(self) -> None:
+        """Stop: queued frames are dropped, those being encoded are finished (and spooled) first."""
+        self._pool.shutdown(cancel_futures=True)
 
 
 def decoder_threads(threads: int, encodes: bool) -> int:
@@ -232,9 +237,16 @@ class AnalyzeStage:
     def _one_pass(
         self, decoder: VideoDecoder, spool: Spool, timings: dict[str, float], given: GivenShots | None = None
     ):
+        images = _EncodeQueue(self.images, spool, threads=self.threads or ENCODE_THREADS)
+        try:
+            return self._scan(decoder, images, timings, given)
+        finally:  # on an error too: no encoder thread writes to the spool once this returns
+            images.close()
+
+    def _scan(self, decoder: VideoDecoder, images: _EncodeQueue, timings: dict[str, float], given: GivenShots | None):
+        """The decode pass: shots, their keyframes, and the encoded images of those keyframes."""
         detector: ShotDetector = given or make_detector(self.detector_name, self.min_scene_len, self.kernels)
         selector = KeyframeSelector(self.ssim_threshold, self.kernels)
-        images = _EncodeQueue(self.images, spool, threads=self.threads or ENCODE_THREADS)
         changed: list[int] = []  # frames whose SSIM to the previous frame fell below the threshold
         cuts: list[int] = []
         times = array("d")  # (n,) seconds of each frame from the first, from the stream's timestamps

@@ -13,7 +13,7 @@ from toonlab.curate.records import Blob
 
 
 class Spool:
-    """Append-only file of one source's shard members."""
+    """Append-only file of one source's shard members. Not thread-safe: the encode queue's threads take turns."""
 
     def __init__(self, folder: Path | None = None, path: Path | None = None) -> None:
         """A new spool in `folder`, or reopen an existing one at `path` to append to it."""
