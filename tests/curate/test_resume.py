@@ -175,3 +175,12 @@ def test_worker_whose_run_died_before_it_started_exits():
         proc.start()
         proc.join(timeout=30)
     assert (orphan.exitcode, child.exitcode) == (1, 0)
+
+
+def test_pool_workers_share_the_cpus_the_run_may_use(monkeypatch):
+    """Threads per pool worker come from the process's CPU affinity (taskset, containers), not the machine's count."""
+    from toonlab.curate.executors import local
+
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(local.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert [local.worker_threads(w) for w in (1, 2, 3, 8)] == [3, 1, 1, 1]

@@ -50,6 +50,12 @@ def _process(ref: VideoRef) -> SourceResult | SourceError:
     return _PIPELINE.process(ref)
 
 
+def worker_threads(workers: int) -> int:
+    """Threads each pool worker may use: the CPUs this process may run on (its affinity, which `taskset`, a
+    container or a batch scheduler may narrow below the machine's count) shared among the workers, at least 1."""
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
 class LocalExecutor:
     """Runs the pipeline `build` makes (a picklable factory: each pool worker builds its own)."""
 
@@ -62,7 +68,7 @@ class LocalExecutor:
             for ref in refs:
                 yield _process(ref)
             return
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = worker_threads(self.workers)
         pending = deque(refs)
         suspects: list[VideoRef] = []
         while pending:  # a dead worker breaks the pool: start a new one for what is left
