@@ -4,9 +4,9 @@ A shard member is a 512-byte header, the data, and zero padding to the next 512 
 zero blocks and is padded to a multiple of `tarfile.RECORDSIZE`. `tarfile.TarFile.addfile` spends ~26 us per
 member building each header from a `TarInfo` (deep copy, field by field) and copies the data through a chunked
 loop; a shard of 2,000 keyframes has 4,000 members, a 20,000-frame source ~26,000. Here a header is a template
-with the name, size and checksum filled in, and each member is one write. Names over 100 bytes and sizes USTAR
-cannot hold in 11 octal digits take `tarfile`'s own header (its prefix field, or its error). The output is
-byte-identical to `tarfile` (tests); `benchmarks/shard_bench.py` times both.
+with the name, size and checksum filled in, and the data goes straight to the file (no copy loop). Names over
+100 bytes and sizes USTAR cannot hold in 11 octal digits take `tarfile`'s own header (its prefix field, or its
+error). The output is byte-identical to `tarfile` (tests); `benchmarks/shard_bench.py` times both.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import tarfile
 from pathlib import Path
 
 BLOCK = tarfile.BLOCKSIZE  # 512
-_NAME, _SIZE, _CHKSUM = slice(0, 100), slice(124, 136), slice(148, 156)  # header fields (POSIX ustar)
 _TEMPLATE = tarfile.TarInfo("").tobuf(tarfile.USTAR_FORMAT)  # mode 0644, uid/gid 0, mtime 0, regular file
+# POSIX ustar fields filled per member: name [0, 100), size [124, 136), checksum [148, 156); the rest is fixed
 _MIDDLE, _AFTER_SIZE, _TAIL = _TEMPLATE[100:124], _TEMPLATE[136:148], _TEMPLATE[156:]
 _FIXED_SUM = sum(_MIDDLE) + sum(_AFTER_SIZE) + sum(_TAIL) + 8 * ord(" ")  # the checksum counts its own field as spaces
 _ZEROS = bytes(BLOCK)
