@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toonlab.io import GaveUp, atomic_path, atomic_write, replace_dir, retry, safe_name
+from toonlab.io import GaveUp, atomic_path, atomic_write, cpu_share, replace_dir, retry, safe_name
 
 
 def test_atomic_write_replaces_and_a_failed_write_keeps_the_old_file(tmp_path):
@@ -80,3 +80,11 @@ def test_safe_name_is_one_bounded_path_component(text):
     )
     assert (name == text) == (text == "ok_key-1")
     assert safe_name("a/b") != safe_name("a_b")  # a changed text gets its hash: no two texts share a name
+
+
+def test_cpu_share_divides_the_affinity_not_the_machine(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert [cpu_share(n) for n in (1, 2, 3, 8, 0)] == [3, 1, 1, 1, 3]

@@ -1,4 +1,5 @@
-"""The shared toolbelt: atomic writes (a file or a folder), retry with backoff, file names from untrusted text."""
+"""The shared toolbelt: atomic writes (a file or a folder), retry with backoff, file names from untrusted text,
+the CPUs a process may use."""
 
 from __future__ import annotations
 
@@ -104,3 +105,10 @@ def safe_name(text: str, max_len: int = 80) -> str:
     if cleaned == text and cleaned:
         return cleaned
     return f"{cleaned[: max_len - 9] or 'x'}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def cpu_share(parts: int = 1) -> int:
+    """Threads for each of `parts` equal consumers (pool workers, DDP ranks on one node): the CPUs this process may
+    run on (its affinity, which `taskset`, a container or a batch scheduler may narrow below the machine's count)
+    divided among them, at least 1."""
+    return max(1, len(os.sched_getaffinity(0)) // max(1, parts))

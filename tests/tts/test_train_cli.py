@@ -127,3 +127,17 @@ def test_torchrun_ddp_two_cpu_processes(corpus: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "x 2" in proc.stdout  # batch size x world size
     assert json.loads((run / "summary.json").read_text())["steps"] == 2
+
+
+def test_training_threads_follow_the_cpus_the_process_may_use(corpus: Path, tmp_path: Path, monkeypatch) -> None:
+    """Without --threads each rank takes the CPUs of its affinity (taskset, containers), not the machine's count."""
+    import os
+
+    import torch
+
+    asked: list[int] = []
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    invoke("tts", "train", "--corpus", corpus, "--config", "micro", "--out", tmp_path / "run", "--steps", "1")
+    assert asked[:1] == [3]

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from toonlab.extras import require
+from toonlab.io import cpu_share
 from toonlab.tts.engines import (
     DEFAULT_VOICES,
     INSTALL_HINT,
@@ -336,7 +337,7 @@ def build_corpus(
     done = skipped
     if progress:
         progress(done, total)
-    with ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as ex:
+    with ProcessPoolExecutor(max_workers=jobs or cpu_share()) as ex:
         futures = [ex.submit(render_job, j) for j in todo]
         for fut in as_completed(futures):
             r = fut.result()

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from toonlab.io import cpu_share
 from toonlab.tts.batching import BucketBatchSampler, Collator, build_sampler
 from toonlab.tts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from toonlab.tts.configs import Config
@@ -195,7 +196,7 @@ def train(
     began = time.time()  # the wall-time budget counts feature computation too
     d = init_distributed(resolve_device(device))
     monitor = monitor or PrintMonitor()
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // d.local_world))
+    torch.set_num_threads(threads or cpu_share(d.local_world))  # this node's CPUs shared among its ranks
     workers = config.train.workers if workers is None else workers
     out.mkdir(parents=True, exist_ok=True)
     trainer = _build_trainer(corpus_dir, config, out, resume, cache_dir, d, workers, monitor)

@@ -17,6 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
 from toonlab.curate.stage import PipelineFactory
+from toonlab.io import cpu_share
 
 _PIPELINE = None
 
@@ -51,9 +52,8 @@ def _process(ref: VideoRef) -> SourceResult | SourceError:
 
 
 def worker_threads(workers: int) -> int:
-    """Threads each pool worker may use: the CPUs this process may run on (its affinity, which `taskset`, a
-    container or a batch scheduler may narrow below the machine's count) shared among the workers, at least 1."""
-    return max(1, len(os.sched_getaffinity(0)) // workers)
+    """Threads each pool worker may use: the process's CPUs (`cpu_share`) shared among the workers."""
+    return cpu_share(workers)
 
 
 class LocalExecutor:
