@@ -1,6 +1,7 @@
 """Curate scaling: local and Ray executors with 1 and 2 workers on the real media, side by side in one run.
 
-    python benchmarks/scale_bench.py [--copies 3] [--repeats 1] [--media .cache/media/clips]
+    python benchmarks/scale_bench.py [--copies 3] [--repeats 1] [--media .cache/media/clips] \
+        [--executors local,ray,ray-actors]
 
 Workload: the real clips (`.cache/media/clips`, 12 files, 3,626 frames, 320x240 to 1280x720), `--copies` times.
 One 73 s file holds 61% of the frames, so with the clips only once two workers could not beat 1.65x whatever the
@@ -40,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src")]
 
-CONFIGS = [("local", 1), ("local", 2), ("ray", 1), ("ray", 2)]
+EXECUTORS = ("local", "ray", "ray-actors")  # ray: Ray Data; ray-actors: plain Ray actors
 
 
 def _reap_all(grace: float = 20.0) -> None:
@@ -121,7 +122,7 @@ def child(executor: str, workers: int, files: list[str], out: str) -> dict:
     from toonlab.curate.run import run_curate
 
     result = {"executor": executor, "workers": workers, "cpus": sorted(os.sched_getaffinity(0))}
-    if executor == "ray":
+    if executor.startswith("ray"):
         import ray
 
         t = time.perf_counter()
@@ -141,7 +142,7 @@ def child(executor: str, workers: int, files: list[str], out: str) -> dict:
     # steady state: from the first result to the last, the frames of all but the first result (start-up excluded)
     result["first_result_s"] = arrivals[0][0] - t
     result["steady_fps"] = sum(n for _, n in arrivals[1:]) / (arrivals[-1][0] - arrivals[0][0])
-    if executor == "ray":
+    if executor.startswith("ray"):
         import ray
 
         t = time.perf_counter()
@@ -191,11 +192,26 @@ def run_one(executor: str, workers: int, files: list[str], work: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def ray_ratios(ray: str, lx1: dict, lx2: dict, rx1: dict, rx2: dict) -> dict[str, float]:
+    """A Ray executor's scaling and its overheads against the local executor at the same worker counts."""
+    return {
+        f"scaling 2 vs 1 worker, {ray} warm (target >= 1.8)": rx1["wall_s"] / rx2["wall_s"],
+        f"{ray} overhead vs local, 1 worker, warm (target <= 10%)": rx1["wall_s"] / lx1["wall_s"] - 1,
+        f"{ray} overhead vs local, 2 workers, warm (target <= 10%)": rx2["wall_s"] / lx2["wall_s"] - 1,
+        f"{ray} overhead vs local, 2 workers, end to end": rx2["end_to_end_s"] / lx2["wall_s"] - 1,
+        # from the first result to the last: start-up left out (both figures count the first window's other work)
+        f"{ray} overhead vs local, 2 workers, after the first result": lx2["steady_fps"] / rx2["steady_fps"] - 1,
+        f"{ray} CPU overhead vs local, 1 worker (CPU seconds)": lx1["frames_per_cpu_s"] / rx1["frames_per_cpu_s"] - 1,
+        f"{ray} CPU overhead vs local, 2 workers (CPU seconds)": lx2["frames_per_cpu_s"] / rx2["frames_per_cpu_s"] - 1,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--media", type=Path, default=Path(os.environ.get("TOONLAB_MEDIA", ROOT / ".cache/media")))
     parser.add_argument("--copies", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration; the fastest is kept")
+    parser.add_argument("--executors", default=",".join(EXECUTORS), help="local first; ray (Ray Data), ray-actors")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "scale_bench.json")
     parser.add_argument("--child", nargs=4, metavar=("EXECUTOR", "WORKERS", "FILES", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -215,9 +231,10 @@ def main() -> None:
         work = Path(tmp)
         files, frames_per_copy = make_corpus(media, args.copies, work / "in")
         console.print(f"{len(files)} sources, {frames_per_copy * args.copies} frames ({args.copies} copies)")
-        runs: dict[str, list[dict]] = {f"{e}x{w}": [] for e, w in CONFIGS}
+        configs = [(e, w) for e in args.executors.split(",") for w in (1, 2)]
+        runs: dict[str, list[dict]] = {f"{e}x{w}": [] for e, w in configs}
         for repeat in range(args.repeats):
-            for executor, workers in CONFIGS:
+            for executor, workers in configs:
                 r = run_one(executor, workers, files, work)
                 runs[f"{executor}x{workers}"].append(r)
                 console.print(
@@ -269,18 +286,10 @@ def main() -> None:
         )
     console.print(table)
 
-    lx1, lx2, rx1, rx2 = (results[k] for k in ("localx1", "localx2", "rayx1", "rayx2"))
-    ratios = {
-        "scaling 2 vs 1 worker, local (target >= 1.8)": lx1["wall_s"] / lx2["wall_s"],
-        "scaling 2 vs 1 worker, ray warm (target >= 1.8)": rx1["wall_s"] / rx2["wall_s"],
-        "ray overhead vs local, 1 worker, warm (target <= 10%)": rx1["wall_s"] / lx1["wall_s"] - 1,
-        "ray overhead vs local, 2 workers, warm (target <= 10%)": rx2["wall_s"] / lx2["wall_s"] - 1,
-        "ray overhead vs local, 2 workers, end to end": rx2["end_to_end_s"] / lx2["wall_s"] - 1,
-        # from the first result to the last: start-up left out (both figures count the first window's other work)
-        "ray overhead vs local, 2 workers, after the first result": lx2["steady_fps"] / rx2["steady_fps"] - 1,
-        "ray CPU overhead vs local, 1 worker (CPU seconds)": lx1["frames_per_cpu_s"] / rx1["frames_per_cpu_s"] - 1,
-        "ray CPU overhead vs local, 2 workers (CPU seconds)": lx2["frames_per_cpu_s"] / rx2["frames_per_cpu_s"] - 1,
-    }
+    lx1, lx2 = results["localx1"], results["localx2"]
+    ratios = {"scaling 2 vs 1 worker, local (target >= 1.8)": lx1["wall_s"] / lx2["wall_s"]}
+    for ray in (e for e in args.executors.split(",") if e != "local"):
+        ratios.update(ray_ratios(ray, lx1, lx2, results[f"{ray}x1"], results[f"{ray}x2"]))
     summary = Table(title="ratios")
     summary.add_column("ratio")
     summary.add_column("value", justify="right")

@@ -1,12 +1,13 @@
-"""The Ray Data executor on a local Ray with 2 CPUs gives the local executor's output for the same input: the same
-rows (all columns but `shard`), the same error rows, the same stats keys; a source that kills its Ray worker is a
-failed source and the run goes on."""
+"""The Ray executors (Ray Data, plain actors) on a local Ray with 2 CPUs give the local executor's output for the
+same input: the same rows (all columns but `shard`), the same error rows, the same stats keys; a source that kills
+its Ray worker is a failed source and the run goes on."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sys
+from collections import deque
 
 import pytest
 from http_media import MediaServer, Route
@@ -21,6 +22,7 @@ from toonlab.curate.stage import Resources
 from toonlab.curate.stages import annotate
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+RAY_EXECUTORS = ("ray", "ray-actors")
 
 
 def test_stages_grouped_by_resources(tmp_path):
@@ -36,7 +38,8 @@ def test_stages_grouped_by_resources(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def both_runs(tmp_path_factory, two_clips):
+def all_runs(tmp_path_factory, two_clips):
+    """The same inputs through the local executor and each Ray executor: {name: (out, stats)}, the inputs."""
     folder = tmp_path_factory.mktemp("ray_in")
     crash = write_clip(folder / "crash.mp4", [ShotSpec(30, 2, seed=51)], size=(160, 120))
     broken = folder / "broken.mkv"
@@ -50,21 +53,28 @@ def both_runs(tmp_path_factory, two_clips):
     by_value = [sys.modules[__name__], sys.modules[KillsItsWorker.__module__]]  # Ray workers cannot import tests
     for module in by_value:
         ray.cloudpickle.register_pickle_by_value(module)
-    out_local, out_ray = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("ray")
     saved = dict(annotate.REGISTRY)
     annotate.REGISTRY.update(registry)
+    runs = {}
     try:
         config = CurateConfig(annotate=("killer",), shard_max_samples=2)
-        local = run_curate(inputs, out_local, config, workers=2)
-        remote = run_curate(inputs, out_ray, config, workers=2, executor="ray")
+        for executor in ("local", *RAY_EXECUTORS):
+            out = tmp_path_factory.mktemp(executor)
+            runs[executor] = out, run_curate(inputs, out, config, workers=2, executor=executor)
+            assert not ray.is_initialized()  # the executor shut down the Ray instance it started
     finally:
         server.__exit__()
         annotate.REGISTRY.clear()
         annotate.REGISTRY.update(saved)
         for module in by_value:
             ray.cloudpickle.unregister_pickle_by_value(module)
-    assert not ray.is_initialized()  # the executor shut down the Ray instance it started
-    return (out_local, local), (out_ray, remote), inputs
+    return runs, inputs
+
+
+@pytest.fixture(params=RAY_EXECUTORS)
+def both_runs(request, all_runs):
+    runs, inputs = all_runs
+    return runs["local"], runs[request.param], inputs
 
 
 def test_same_rows_as_local(both_runs, two_clips):
@@ -88,7 +98,31 @@ def test_stats_merged_with_the_same_keys(both_runs):
     (out_local, local), (out_ray, remote), _ = both_runs
     saved = json.loads((out_ray / "_stats.json").read_text())
     assert set(saved) == set(json.loads((out_local / "_stats.json").read_text()))
-    assert saved["executor"] == "ray" and local.executor == "local"
+    assert saved["executor"] == remote.executor in RAY_EXECUTORS and local.executor == "local"
     for key in ("sources", "shots", "frames", "keyframes", "failed_by_stage"):
         assert getattr(remote, key) == getattr(local, key), key
     assert {"download", "decode", "analyze", "encode"} <= set(saved["stage_seconds"])
+
+
+def test_actor_scheduler_finishes_sources_first_and_holds_back_upstream():
+    """The driver's scheduler fills the last group first, keeps each actor at `in_flight` tasks, and starts no
+    new source upstream while the next group already has a full round waiting."""
+    from toonlab.curate.executors.ray_actors import RayActorExecutor, _Pool
+
+    class Actor:
+        def __init__(self, name):
+            self.advance = type("Method", (), {"remote": lambda _, state: (name, state)})()
+
+    download = _Pool([Actor("d0")], waiting=deque((i, f"s{i}") for i in range(5)))
+    analyze = _Pool([Actor("a0"), Actor("a1")], waiting=deque((i, f"s{i}") for i in range(10, 13)))
+    pending: dict = {}
+    RayActorExecutor._submit([download, analyze], pending, in_flight=2)
+    assert analyze.load == [2, 1] and not analyze.waiting  # all three started, spread over the actors
+    assert download.load == [2] and len(download.waiting) == 3  # the next group has room: downloads go on
+    assert sorted(p for p, _, _ in pending.values()) == [0, 0, 1, 1, 1]
+
+    analyze.waiting.extend((i, f"s{i}") for i in range(20, 25))  # one starts, a full round (2 x 2) stays queued
+    download.load = [0]
+    RayActorExecutor._submit([download, analyze], pending, in_flight=2)
+    assert analyze.load == [2, 2] and len(analyze.waiting) == 4
+    assert download.load == [0] and len(download.waiting) == 3  # held back

@@ -41,6 +41,7 @@ class Kernels(StrEnum):
 class ExecutorName(StrEnum):
     local = "local"  # this process or a process pool
     ray = "ray"  # Ray Data
+    ray_actors = "ray-actors"  # plain Ray actors scheduled by the driver
 
 
 def choose(kind: type[E], value: str, option: str) -> E:

@@ -113,6 +113,10 @@ def make_executor(name: ExecutorName, workers: int, ray_address: str | None = No
         from toonlab.curate.executors.ray import RayExecutor
 
         return RayExecutor(workers, address=ray_address)
+    if name == ExecutorName.ray_actors:
+        from toonlab.curate.executors.ray_actors import RayActorExecutor
+
+        return RayActorExecutor(workers, address=ray_address)
     from toonlab.curate.executors.local import LocalExecutor
 
     return LocalExecutor(workers)
@@ -148,8 +152,9 @@ def run_curate(
 ) -> RunStats:
     """Curate `inputs` into `out`; sources already in the ledger are skipped. Returns the run's stats.
 
-    `executor` is "local" (this process or a process pool) or "ray" (Ray Data; a local Ray instance unless
-    `ray_address` names a cluster). Both run the same stages and hand results to the single writer here."""
+    `executor` is "local" (this process or a process pool), "ray" (Ray Data) or "ray-actors" (plain Ray actors);
+    the Ray ones start a local Ray instance unless `ray_address` names a cluster. All run the same stages and hand
+    results to the single writer here."""
     config = config or CurateConfig()
     if workers < 1:
         raise RunError(f"--workers must be >= 1, got {workers}")

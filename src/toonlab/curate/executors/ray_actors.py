@@ -1,0 +1,130 @@
+"""Ray core executor: the Ray Data executor's placement and failure rules on plain Ray actors, scheduled by the
+driver itself.
+
+`RayActorExecutor(workers)` is a drop-in for `RayExecutor` (`--executor ray-actors`): the same stage groups (one
+actor pool per group of consecutive stages with equal `resources`, sized by `workers` and the stages'
+`max_instances`), the same `InFlight` states from group to group and back to the driver's writer, two tasks in
+flight per actor, actors restarted when they die without retrying their tasks, and the lost sources run again
+alone in their worker (see `executors.ray`). What it leaves out is Ray Data's streaming executor: no executor
+thread polling in the driver beside the writer, no statistics or autoscaling actors, and the driver sleeps in
+`ray.wait` until a task ends. Backpressure is the driver's: a group starts no new source while the next group
+already has a full round of sources waiting (so downloads never run far ahead of analysis).
+
+Files: as for `executors.ray` (spool and download cache under OUT, shared storage on a multi-node cluster).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from toonlab.curate.executors.ray import RayExecutor, stage_groups
+from toonlab.curate.stage import InFlight
+
+
+class _GroupActor:
+    """One actor of a stage group: sets up its slice of the pipeline once, then advances states."""
+
+    def __init__(self, pipeline, start: int, end: int) -> None:
+        try:
+            import av.logging
+
+            av.logging.set_level(None)  # no Python log callback in Ray workers (it can deadlock)
+        except ImportError:
+            pass
+        self.pipeline = pipeline
+        self.stages = pipeline.stages[start:end]
+        pipeline.setup(self.stages)
+
+    def advance(self, state: InFlight) -> InFlight:
+        return self.pipeline.advance(state, self.stages)
+
+
+@dataclass
+class _Pool:
+    """A stage group's actors, the sources waiting for them and the tasks each actor has in flight."""
+
+    actors: list
+    waiting: deque = field(default_factory=deque)  # (index, InFlight)
+    load: list[int] = field(default_factory=list)  # tasks in flight per actor
+
+    def __post_init__(self) -> None:
+        self.load = [0] * len(self.actors)
+
+    def idlest(self) -> int:
+        return min(range(len(self.actors)), key=self.load.__getitem__)
+
+
+class RayActorExecutor(RayExecutor):
+    def _run(self, ray, pipeline, refs):  # no Ray Data context to set
+        yield from self._rounds(ray, pipeline, refs)
+
+    def _round(self, ray, pipeline, indexed, in_flight: int):
+        """Run `indexed` (index, ref) pairs through the stage groups; yield outcomes; return the lost pairs."""
+        pools = self._pools(ray, pipeline, [ref for _, ref in indexed])
+        try:
+            lost = yield from self._schedule(ray, pipeline, pools, indexed, in_flight)
+        finally:
+            for pool in pools:
+                for actor in pool.actors:
+                    ray.kill(actor)
+        return lost
+
+    def _pools(self, ray, pipeline, refs) -> list[_Pool]:
+        """One pool of actors per stage group that has work (a group capped at 0 actors is left out)."""
+        shared = ray.put(pipeline)  # pickled once for every actor
+        remote = ray.remote(_GroupActor)
+        pools = []
+        for start, end in stage_groups(pipeline.stages):
+            caps = [s.max_instances(refs) for s in pipeline.stages[start:end] if hasattr(s, "max_instances")]
+            size = min([self.workers, *caps])
+            if size == 0:  # nothing for this group to do (e.g. no remote source to download)
+                continue
+            resources = pipeline.stages[start].resources
+            options = remote.options(
+                num_cpus=resources.cpus, num_gpus=resources.gpus or 0, max_restarts=-1, max_task_retries=0
+            )
+            pools.append(_Pool([options.remote(shared, start, end) for _ in range(size)]))
+        return pools
+
+    def _schedule(self, ray, pipeline, pools: list[_Pool], indexed, in_flight: int):
+        """Move every source through the pools in order, keeping each actor at `in_flight` tasks; yield each
+        finished outcome; return the (index, ref) pairs whose actor died under them."""
+        refs = dict(indexed)
+        pools[0].waiting.extend((i, InFlight(ref, ref)) for i, ref in indexed)
+        pending: dict = {}  # ObjectRef -> (pool number, actor number, source index)
+        lost = []
+        while True:
+            self._submit(pools, pending, in_flight)
+            if not pending:
+                return lost
+            (done,), _ = ray.wait(list(pending), num_returns=1)
+            p, a, index = pending.pop(done)
+            pools[p].load[a] -= 1
+            try:
+                state = ray.get(done)
+            except ray.exceptions.RayActorError:  # the actor died (or is restarting) under this task
+                lost.append((index, refs[index]))
+                continue
+            if p + 1 < len(pools):
+                pools[p + 1].waiting.append((index, state))
+            else:
+                yield pipeline.finish(state)
+
+    @staticmethod
+    def _submit(pools: list[_Pool], pending: dict, in_flight: int) -> None:
+        """Start waiting sources on actors with room, the last group first (finish sources before starting new
+        ones); a group waits while the next one has a full round of sources queued."""
+        for p in reversed(range(len(pools))):
+            pool = pools[p]
+            downstream = pools[p + 1] if p + 1 < len(pools) else None
+            while pool.waiting:
+                if downstream is not None and len(downstream.waiting) >= in_flight * len(downstream.actors):
+                    break
+                a = pool.idlest()
+                if pool.load[a] >= in_flight:
+                    break
+                index, state = pool.waiting.popleft()
+                pending[pool.actors[a].advance.remote(state)] = (p, a, index)
+                pool.load[a] += 1
+
