@@ -1,7 +1,7 @@
 """Curate scaling: local and Ray executors with 1 and 2 workers on the real media, side by side in one run.
 
     python benchmarks/scale_bench.py [--copies 3] [--repeats 1] [--media .cache/media/clips] \
-        [--executors local,ray,ray-actors]
+        [--executors local,ray-data,ray]
 
 Workload: the real clips (`.cache/media/clips`, 12 files, 3,626 frames, 320x240 to 1280x720), `--copies` times.
 One 73 s file holds 61% of the frames, so with the clips only once two workers could not beat 1.65x whatever the
@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src")]
 
-EXECUTORS = ("local", "ray", "ray-actors")  # ray: Ray Data; ray-actors: plain Ray actors
+EXECUTORS = ("local", "ray-data", "ray")  # ray-data: Ray Data (the baseline); ray: plain Ray actors
 
 
 def _reap_all(grace: float = 20.0) -> None:
@@ -211,7 +211,7 @@ def main() -> None:
     parser.add_argument("--media", type=Path, default=Path(os.environ.get("TOONLAB_MEDIA", ROOT / ".cache/media")))
     parser.add_argument("--copies", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration; the fastest is kept")
-    parser.add_argument("--executors", default=",".join(EXECUTORS), help="local first; ray (Ray Data), ray-actors")
+    parser.add_argument("--executors", default=",".join(EXECUTORS), help="local first; ray-data, ray")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "scale_bench.json")
     parser.add_argument("--child", nargs=4, metavar=("EXECUTOR", "WORKERS", "FILES", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()

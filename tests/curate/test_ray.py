@@ -1,4 +1,4 @@
-"""The Ray executors (Ray Data, plain actors) on a local Ray with 2 CPUs give the local executor's output for the
+"""The Ray executors (plain actors, Ray Data) on a local Ray with 2 CPUs give the local executor's output for the
 same input: the same rows (all columns but `shard`), the same error rows, the same stats keys; a source that kills
 its Ray worker is a failed source and the run goes on."""
 
@@ -22,7 +22,7 @@ from toonlab.curate.stage import Resources
 from toonlab.curate.stages import annotate
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
-RAY_EXECUTORS = ("ray", "ray-actors")
+RAY_EXECUTORS = ("ray", "ray-data")
 
 
 def test_stages_grouped_by_resources(tmp_path):

@@ -54,7 +54,7 @@ def curate(
         typer.Option(help="given: cut the released scenes; detect: run the detector; auto: given when there are some."),
     ] = ShotMode.auto,
     executor: Annotated[
-        ExecutorName, typer.Option(help="local (process pool), ray (Ray Data) or ray-actors (plain Ray actors).")
+        ExecutorName, typer.Option(help="local (process pool), ray (Ray actors) or ray-data (Ray Data).")
     ] = ExecutorName.local,
     ray_address: Annotated[
         str | None, typer.Option(help="Ray cluster to join (auto, or HEAD_IP:6379); default: a private local Ray.")
@@ -84,7 +84,7 @@ def curate(
 
     try:
         if ray_address and executor == ExecutorName.local:
-            raise ValueError("--ray-address needs --executor ray or ray-actors")
+            raise ValueError("--ray-address needs --executor ray or ray-data")
         download = DownloadConfig(
             timeout=download_timeout,
             min_rate=download_min_rate * 1024,

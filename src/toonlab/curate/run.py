@@ -110,13 +110,13 @@ class RunError(RuntimeError):
 
 def make_executor(name: ExecutorName, workers: int, ray_address: str | None = None):
     if name == ExecutorName.ray:
-        from toonlab.curate.executors.ray import RayExecutor
-
-        return RayExecutor(workers, address=ray_address)
-    if name == ExecutorName.ray_actors:
         from toonlab.curate.executors.ray_actors import RayActorExecutor
 
         return RayActorExecutor(workers, address=ray_address)
+    if name == ExecutorName.ray_data:
+        from toonlab.curate.executors.ray import RayExecutor
+
+        return RayExecutor(workers, address=ray_address)
     from toonlab.curate.executors.local import LocalExecutor
 
     return LocalExecutor(workers)
@@ -152,7 +152,7 @@ def run_curate(
 ) -> RunStats:
     """Curate `inputs` into `out`; sources already in the ledger are skipped. Returns the run's stats.
 
-    `executor` is "local" (this process or a process pool), "ray" (Ray Data) or "ray-actors" (plain Ray actors);
+    `executor` is "local" (this process or a process pool), "ray" (plain Ray actors) or "ray-data" (Ray Data);
     the Ray ones start a local Ray instance unless `ray_address` names a cluster. All run the same stages and hand
     results to the single writer here."""
     config = config or CurateConfig()

@@ -1,4 +1,5 @@
-"""Ray Data executor: the same pipeline stages, placed by their declared resources on a Ray cluster.
+"""Ray Data executor (`--executor ray-data`): the same pipeline stages, placed by their declared resources on a Ray
+cluster. `--executor ray` runs the same rules on plain Ray actors (`executors.ray_actors`), with less overhead.
 
 `RayExecutor(workers).map(build, refs)` yields `SourceResult`/`SourceError` to the single writer in
 the driver, exactly like `LocalExecutor`; ordering follows completion, not input.

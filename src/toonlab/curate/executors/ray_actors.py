@@ -1,7 +1,7 @@
-"""Ray core executor: the Ray Data executor's placement and failure rules on plain Ray actors, scheduled by the
-driver itself.
+"""Ray executor (`--executor ray`): the Ray Data executor's placement and failure rules on plain Ray actors,
+scheduled by the driver itself.
 
-`RayActorExecutor(workers)` is a drop-in for `RayExecutor` (`--executor ray-actors`): the same stage groups (one
+`RayActorExecutor(workers)` is a drop-in for `RayExecutor` (`--executor ray-data`): the same stage groups (one
 actor pool per group of consecutive stages with equal `resources`, sized by `workers` and the stages'
 `max_instances`), the same `InFlight` states from group to group and back to the driver's writer, two tasks in
 flight per actor, actors restarted when they die without retrying their tasks, and the lost sources run again
@@ -9,6 +9,9 @@ alone in their worker (see `executors.ray`). What it leaves out is Ray Data's st
 thread polling in the driver beside the writer, no statistics or autoscaling actors, and the driver sleeps in
 `ray.wait` until a task ends. Backpressure is the driver's: a group starts no new source while the next group
 already has a full round of sources waiting (so downloads never run far ahead of analysis).
+Measured (`benchmarks/scale_bench.py --copies 60`, 217,560 frames on 2 vCPUs): 1.6% / 3.8% slower than the local
+executor with 1 / 2 workers, where the Ray Data executor is 16.9% / 14.0% slower; first result after 2.8-2.9 s
+instead of 6.9-10 s.
 
 Files: as for `executors.ray` (spool and download cache under OUT, shared storage on a multi-node cluster).
 """
@@ -127,4 +130,3 @@ class RayActorExecutor(RayExecutor):
                 index, state = pool.waiting.popleft()
                 pending[pool.actors[a].advance.remote(state)] = (p, a, index)
                 pool.load[a] += 1
-
