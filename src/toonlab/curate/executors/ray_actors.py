@@ -9,9 +9,10 @@ alone in their worker (see `executors.ray`). What it leaves out is Ray Data's st
 thread polling in the driver beside the writer, no statistics or autoscaling actors, and the driver sleeps in
 `ray.wait` until a task ends. Backpressure is the driver's: a group starts no new source while the next group
 already has a full round of sources waiting (so downloads never run far ahead of analysis).
-Measured (`benchmarks/scale_bench.py --copies 60`, 217,560 frames on 2 vCPUs): 1.6% / 3.8% slower than the local
-executor with 1 / 2 workers, where the Ray Data executor is 16.9% / 14.0% slower; first result after 2.8-2.9 s
-instead of 6.9-10 s.
+Measured (`benchmarks/scale_bench.py`, 2 vCPUs): with 1 / 2 workers 1.6% / 3.8% slower than the local executor
+on 217,560 frames where the Ray Data executor is 16.9% / 14.0% slower in the same run, and 4.7% / 13.6% against
+36.5% / 35.7% on 36,260 frames; first result after about 3 s instead of 7-10 s. A second 217,560-frame run gave
+15.9% / 15.8% (CPU per frame up as much), so its gap to local varies between runs.
 
 Files: as for `executors.ray` (spool and download cache under OUT, shared storage on a multi-node cluster).
 """
