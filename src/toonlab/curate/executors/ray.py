@@ -56,8 +56,9 @@ def stage_groups(stages: Sequence) -> list[tuple[int, int]]:
     return groups
 
 
-class _StageGroup:
-    """Ray Data callable class (one per actor): sets up its slice of the pipeline once, then advances rows."""
+class StageGroup:
+    """One actor of a stage group: sets up its slice of the pipeline once, then advances states (`advance`, as a
+    plain Ray actor) or Ray Data rows of pickled states (`__call__`, as a Ray Data callable class)."""
 
     def __init__(self, pipeline, start: int, end: int) -> None:
         try:
@@ -70,9 +71,11 @@ class _StageGroup:
         self.stages = pipeline.stages[start:end]
         pipeline.setup(self.stages)
 
+    def advance(self, state: InFlight) -> InFlight:
+        return self.pipeline.advance(state, self.stages)
+
     def __call__(self, row: dict) -> dict:
-        state = pickle.loads(row["state"])
-        state = self.pipeline.advance(state, self.stages)
+        state = self.advance(pickle.loads(row["state"]))
         return {"index": row["index"], "state": pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)}
 
 
@@ -126,6 +129,11 @@ class RayExecutor:
         for _, ref in lost:
             yield SourceError(ref.source, "worker", _LOST)
 
+    def _group_size(self, stages, refs) -> int:
+        """Actors for a stage group: `workers`, fewer where a stage caps its instances (0: nothing to do)."""
+        caps = [s.max_instances(refs) for s in stages if hasattr(s, "max_instances")]
+        return min([self.workers, *caps])
+
     def _round(self, ray, pipeline, indexed, in_flight: int):
         """Run `indexed` (index, ref) pairs through the stage groups; yield outcomes; return the lost pairs."""
         rows = [
@@ -136,14 +144,13 @@ class RayExecutor:
         refs = [ref for _, ref in indexed]
         for start, end in stage_groups(pipeline.stages):
             resources = pipeline.stages[start].resources
-            caps = [s.max_instances(refs) for s in pipeline.stages[start:end] if hasattr(s, "max_instances")]
-            actors = min([self.workers, *caps])
+            actors = self._group_size(pipeline.stages[start:end], refs)
             if actors == 0:  # nothing for this group to do (e.g. no remote source to download)
                 continue
             with warnings.catch_warnings():  # the retry settings have no named parameter yet (ray 2.60)
                 warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
                 dataset = dataset.map(
-                    _StageGroup,
+                    StageGroup,
                     fn_constructor_args=(pipeline, start, end),
                     compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=in_flight),
                     num_cpus=resources.cpus,

@@ -22,26 +22,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from toonlab.curate.executors.ray import RayExecutor, stage_groups
+from toonlab.curate.executors.ray import RayExecutor, StageGroup, stage_groups
 from toonlab.curate.stage import InFlight
-
-
-class _GroupActor:
-    """One actor of a stage group: sets up its slice of the pipeline once, then advances states."""
-
-    def __init__(self, pipeline, start: int, end: int) -> None:
-        try:
-            import av.logging
-
-            av.logging.set_level(None)  # no Python log callback in Ray workers (it can deadlock)
-        except ImportError:
-            pass
-        self.pipeline = pipeline
-        self.stages = pipeline.stages[start:end]
-        pipeline.setup(self.stages)
-
-    def advance(self, state: InFlight) -> InFlight:
-        return self.pipeline.advance(state, self.stages)
 
 
 @dataclass
@@ -77,11 +59,10 @@ class RayActorExecutor(RayExecutor):
     def _pools(self, ray, pipeline, refs) -> list[_Pool]:
         """One pool of actors per stage group that has work (a group capped at 0 actors is left out)."""
         shared = ray.put(pipeline)  # pickled once for every actor
-        remote = ray.remote(_GroupActor)
+        remote = ray.remote(StageGroup)
         pools = []
         for start, end in stage_groups(pipeline.stages):
-            caps = [s.max_instances(refs) for s in pipeline.stages[start:end] if hasattr(s, "max_instances")]
-            size = min([self.workers, *caps])
+            size = self._group_size(pipeline.stages[start:end], refs)
             if size == 0:  # nothing for this group to do (e.g. no remote source to download)
                 continue
             resources = pipeline.stages[start].resources
