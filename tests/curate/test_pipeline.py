@@ -196,6 +196,8 @@ def test_metadata_only_run_and_spool_is_consumed(tmp_path, two_clips):
 def test_decoder_threads_leave_the_encoders_their_cpus(tmp_path, two_clips, monkeypatch):
     """Given no thread count, a stage that encodes keyframes decodes on the CPUs its encoders leave (at least
     one); a metadata-only stage lets FFmpeg choose (0); a given count is used as it is."""
+    import os
+
     from toonlab.curate.records import VideoRef
     from toonlab.curate.stages import analyze
     from toonlab.curate.stages.analyze.images import YuvJpegEncoder
@@ -212,7 +214,7 @@ def test_decoder_threads_leave_the_encoders_their_cpus(tmp_path, two_clips, monk
         (6, None, 0),
         (6, YuvJpegEncoder(), 3),
     ):
-        monkeypatch.setattr(analyze.os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)))
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)))
         stage = analyze.AnalyzeStage(0.95, 8, "animation", images, tmp_path / "spool", threads)
         result = stage.process(VideoRef(str(clip.path), clip.path))
         assert result.probe.frame_count == clip.n_frames

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import re
 import threading
 import time
@@ -30,6 +29,7 @@ from toonlab.curate.stages.analyze.keyframes import KeyframeSelector, shot_keyfr
 from toonlab.curate.stages.analyze.shots import GivenShots, ShotDetector, make_detector
 from toonlab.curate.stages.analyze.spool import Spool
 from toonlab.extras import require
+from toonlab.io import cpu_share
 
 BATCH = 16  # frames analysed together at most (fewer for large pictures: decode.batch_size)
 ENCODE_THREADS = 2  # keyframe encoder threads when the stage is given no thread count
@@ -100,7 +100,7 @@ def decoder_threads(threads: int, encodes: bool) -> int:
     0, FFmpeg's choice."""
     if threads or not encodes:
         return threads
-    return max(1, len(os.sched_getaffinity(0)) - ENCODE_THREADS)
+    return max(1, cpu_share() - ENCODE_THREADS)
 
 
 def video_id_for(path: Path, sha256: str) -> str:
