@@ -117,7 +117,6 @@ def child(executor: str, workers: int, files: list[str], out: str) -> dict:
     """One measured run in this (pinned) process; returns its figures."""
     os.sched_setaffinity(0, set(range(workers)))
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphaned descendants are ours to reap
-    import logging
 
     from toonlab.curate.run import run_curate
 
@@ -125,8 +124,10 @@ def child(executor: str, workers: int, files: list[str], out: str) -> dict:
     if executor.startswith("ray"):
         import ray
 
+        from toonlab.curate.executors.ray import init_local
+
         t = time.perf_counter()
-        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        init_local(ray, workers)  # as the executor starts its private instance (workers at nice 0)
         result["ray_init_s"] = time.perf_counter() - t
     arrivals: list[tuple[float, int]] = []  # when each source's result reached the writer, and its frames
 

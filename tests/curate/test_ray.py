@@ -126,3 +126,21 @@ def test_actor_scheduler_finishes_sources_first_and_holds_back_upstream():
     RayActorExecutor._submit([download, analyze], pending, in_flight=2)
     assert analyze.load == [2, 2] and len(analyze.waiting) == 4
     assert download.load == [0] and len(download.waiting) == 3  # held back
+
+
+def test_private_instance_runs_workers_at_the_drivers_priority():
+    """Ray's default worker niceness (15) lets the driver and Ray's daemons preempt the actors doing the work."""
+    import os
+
+    from toonlab.curate.executors.ray import init_local
+
+    @ray.remote
+    class Niceness:
+        def get(self) -> int:
+            return os.nice(0)
+
+    init_local(ray, 1)
+    try:
+        assert ray.get(Niceness.remote().get.remote()) == os.nice(0)
+    finally:
+        ray.shutdown()
