@@ -47,7 +47,7 @@ INIT_ARGS = {"include_dashboard": False, "logging_level": logging.WARNING, "log_
 
 
 def init_local(ray, cpus: int) -> None:
-    """Start a private local Ray instance of `cpus` CPUs whose workers run at the driver's priority.
+    """Start a private local Ray instance of `cpus` CPUs whose workers run at nice 0 (a normally started process).
 
     Ray starts its workers at nice 15 by default (`worker_niceness`), so on a machine with no spare core the
     driver's writer and Ray's own daemons preempt the actors doing the work; measured (`scale_bench.py`, 20
