@@ -12,7 +12,8 @@ already has a full round of sources waiting (so downloads never run far ahead of
 Measured (`benchmarks/scale_bench.py`, 2 vCPUs): with 1 / 2 workers 1.6% / 3.8% slower than the local executor
 on 217,560 frames where the Ray Data executor is 16.9% / 14.0% slower in the same run, and 4.7% / 13.6% against
 36.5% / 35.7% on 36,260 frames; first result after about 3 s instead of 7-10 s. A second 217,560-frame run gave
-15.9% / 15.8% (CPU per frame up as much), so its gap to local varies between runs.
+15.9% / 15.8% (CPU per frame up as much) with Ray's workers at nice 15; with them at nice 0 (`ray.init_local`),
+best of two alternating 217,560-frame rounds: 4.9% / 8.5% slower warm, 11.9% end to end with `ray.init`.
 
 Files: as for `executors.ray` (spool and download cache under OUT, shared storage on a multi-node cluster).
 """
