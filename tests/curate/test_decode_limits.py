@@ -19,7 +19,7 @@ from synth import ShotSpec, render_frames, write_clip
 
 from toonlab.curate.config import CurateConfig
 from toonlab.curate.run import run_curate
-from toonlab.curate.stages.analyze.decode import batch_size
+from toonlab.curate.stages.analyze.decode import VideoDecoder, batch_size
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,6 +76,36 @@ def test_batches_shrink_with_picture_size():
     assert batch_size(640, 480) == 16
     assert batch_size(8192, 4320) == 1
     assert 1 < batch_size(1920, 1080) <= 16
+
+
+def _decoded(path: Path, threads: int, keep_frames: bool) -> list:
+    with VideoDecoder(path, threads) as decoder:
+        return list(decoder.batches(7, keep_frames=keep_frames))
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_released_frames_give_the_same_planes(two_clips, threads):
+    """Metadata-only decoding (planes made per frame, each frame released at once) yields the same analysis
+    planes and times as decoding that keeps the frames, on FFmpeg's threads and on one."""
+    for clip in two_clips:
+        kept, released = _decoded(clip.path, threads, True), _decoded(clip.path, threads, False)
+        assert [b.start for b in kept] == [b.start for b in released] and len(kept) > 1
+        for a, b in zip(kept, released, strict=True):
+            assert np.array_equal(a.luma, b.luma) and np.array_equal(a.yuv, b.yuv)
+            assert np.array_equal(a.times, b.times)
+            assert all(f is not None for f in a.frames) and b.frames == [None] * len(a)
+
+
+def test_metadata_only_run_finds_the_default_runs_shots_and_keyframes(tmp_path, two_clips):
+    paths = [str(c.path) for c in two_clips]
+    run_curate(paths, tmp_path / "default")
+    run_curate(paths, tmp_path / "none", CurateConfig(image_format="none"))
+
+    def shots(out: Path) -> list[tuple]:
+        rows = rows_without_shard(out)
+        return sorted((r["source"], r["start_frame"], r["end_frame"], tuple(r["keyframe_indices"])) for r in rows)
+
+    assert shots(tmp_path / "default") == shots(tmp_path / "none") != []
 
 
 _PEAK = """

@@ -253,7 +253,7 @@ class AnalyzeStage:
         recent: dict[int, object] = {}  # the newest frames, for cuts confirmed a few frames after they happened
         t_decode = t_analyze = 0.0
         n = 0
-        batches = decoder.batches(BATCH)
+        batches = decoder.batches(BATCH, keep_frames=self.images is not None)
         while True:
             t = time.perf_counter()
             batch = next(batches, None)

@@ -134,7 +134,7 @@ class VideoDecoder:
         if self._container is not None:
             self._container.close()
 
-    def batches(self, size: int = 16) -> Iterator[FrameBatch]:
+    def batches(self, size: int = 16, keep_frames: bool = True) -> Iterator[FrameBatch]:
         """Decode the stream once, at most `size` frames at a time, fewer for large pictures (`batch_size`), so
         memory is bounded by bytes of queued frames, not by the video or the frame count.
 
@@ -143,14 +143,18 @@ class VideoDecoder:
         are made on that thread while FFmpeg decodes on threads of its own; with one decoder thread, FFmpeg
         decodes on the background thread itself, which is then the run's critical path, and the planes are made
         on the caller's thread (measured: 1141-1266 vs 865-1174 fps with JPEG keyframes on a 640x480 file, and
-        slower with FFmpeg's threads, where the caller's thread is the busier one)."""
+        slower with FFmpeg's threads, where the caller's thread is the busier one). On the background thread
+        each frame's planes are made as soon as it is decoded, while its pixels are still in cache.
+
+        `keep_frames=False` (metadata-only runs): the batches' `frames` are None and each decoded frame is
+        released as soon as its planes are made (planes on the background thread only)."""
         size = min(size, batch_size(self.info.width, self.info.height))
         planner = _Planner(size)
-        here = self._threads == 1  # make the planes on this (the caller's) thread
+        here = self._threads == 1 and keep_frames  # make the planes on this (the caller's) thread
         queue: Queue = Queue(maxsize=2)
         self._stop = threading.Event()
         self._producer = threading.Thread(
-            target=self._produce, args=(size, queue, None if here else planner), daemon=True
+            target=self._produce, args=(size, queue, None if here else planner, keep_frames), daemon=True
         )
         self._producer.start()
         try:
@@ -167,9 +171,9 @@ class VideoDecoder:
             self._producer.join()
             self._producer = None
 
-    def _produce(self, size: int, queue: Queue, planner: _Planner | None) -> None:
+    def _produce(self, size: int, queue: Queue, planner: _Planner | None, keep_frames: bool) -> None:
         try:
-            for decoded in self._decode(size):
+            for decoded in self._decode(size, planner, keep_frames):
                 if not self._offer(queue, planner(decoded) if planner else decoded):
                     return
             self._offer(queue, _END)
@@ -185,7 +189,8 @@ class VideoDecoder:
                 continue
         return False
 
-    def _decode(self, size: int) -> Iterator[_Decoded]:
+    def _decode(self, size: int, planner: _Planner | None = None, keep_frames: bool = True) -> Iterator[_Decoded]:
+        """Frames in runs of `size`; with a `planner`, each frame's planes are made as it is decoded."""
         av = require("av")
         stream = self._container.streams.video[0]
         clock = _Clock(self.info)
@@ -199,16 +204,18 @@ class VideoDecoder:
                 if start + len(frames) == 0:
                     self.rotation = int(getattr(frame, "rotation", 0) or 0)
                 full_range.append(frame.format.name.startswith("yuvj"))
-                frames.append(frame)
                 clock.tick(frame)
+                if planner is not None:
+                    planner.plane(len(frames), frame)
+                frames.append(frame if keep_frames else None)
                 if len(frames) == size:
-                    yield _Decoded(start, frames, full_range, clock.take())
+                    yield _Decoded(start, frames, full_range, clock.take(), planned=planner is not None)
                     start += size
                     frames, full_range = [], []
         except av.FFmpegError as exc:
             raise DecodeError(f"decode error after frame {start + len(frames)}: {_ffmpeg_reason(exc)}") from exc
         if frames:
-            yield _Decoded(start, frames, full_range, clock.take())
+            yield _Decoded(start, frames, full_range, clock.take(), planned=planner is not None)
 
 
 @dataclass
@@ -216,22 +223,28 @@ class _Decoded:
     """Consecutive decoded frames before their analysis planes are made."""
 
     start: int
-    frames: list  # av.VideoFrame
+    frames: list  # av.VideoFrame, or None where the frame was released after its planes were made
     full_range: list[bool]  # per frame: full-range (yuvj) pixels
     times: np.ndarray  # (B,) float64 seconds
+    planned: bool = False  # the planes are in the planner's buffer already
 
 
 class _Planner:
-    """`_Decoded` -> `FrameBatch`: each frame's 64x64 planes into one reused (size, 3, 64, 64) buffer, then
-    merged (`_batch`, which copies out of it). Used by one thread at a time."""
+    """`_Decoded` -> `FrameBatch`: each frame's 64x64 planes into one reused (size, 3, 64, 64) buffer (as it is
+    decoded, `plane`, or all at once), then merged (`_batch`, which copies out of it). Used by one thread at a time."""
 
     def __init__(self, size: int) -> None:
         self._planes = _AnalysisPlanes()
         self._planar = np.empty((size, 3, ANALYSIS_SIDE, ANALYSIS_SIDE), np.uint8)
 
+    def plane(self, i: int, frame) -> None:
+        """Frame `i` of the batch being decoded -> its planes in slot `i`."""
+        self._planes(frame, self._planar[i])
+
     def __call__(self, decoded: _Decoded) -> FrameBatch:
-        for i, frame in enumerate(decoded.frames):
-            self._planes(frame, self._planar[i])
+        if not decoded.planned:
+            for i, frame in enumerate(decoded.frames):
+                self.plane(i, frame)
         planar = self._planar[: len(decoded.frames)]
         return _batch(decoded.start, planar, decoded.frames, decoded.full_range, decoded.times)
 
