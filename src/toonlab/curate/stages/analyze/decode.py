@@ -174,7 +174,7 @@ class VideoDecoder:
     def _produce(self, size: int, queue: Queue, planner: _Planner | None, keep_frames: bool) -> None:
         try:
             for decoded in self._decode(size, planner, keep_frames):
-                if not self._offer(queue, planner(decoded) if planner else decoded):
+                if not self._offer(queue, planner.merge(decoded) if planner else decoded):
                     return
             self._offer(queue, _END)
         except BaseException as exc:  # handed to the consuming thread, which raises it
@@ -189,8 +189,9 @@ class VideoDecoder:
                 continue
         return False
 
-    def _decode(self, size: int, planner: _Planner | None = None, keep_frames: bool = True) -> Iterator[_Decoded]:
-        """Frames in runs of `size`; with a `planner`, each frame's planes are made as it is decoded."""
+    def _decode(self, size: int, planner: _Planner | None, keep_frames: bool) -> Iterator[_Decoded]:
+        """Frames in runs of `size`; with a `planner`, each frame's planes are made in it as the frame is decoded
+        (the runs then go to `planner.merge`); `keep_frames=False` holds None in place of each frame."""
         av = require("av")
         stream = self._container.streams.video[0]
         clock = _Clock(self.info)
@@ -209,29 +210,29 @@ class VideoDecoder:
                     planner.plane(len(frames), frame)
                 frames.append(frame if keep_frames else None)
                 if len(frames) == size:
-                    yield _Decoded(start, frames, full_range, clock.take(), planned=planner is not None)
+                    yield _Decoded(start, frames, full_range, clock.take())
                     start += size
                     frames, full_range = [], []
         except av.FFmpegError as exc:
             raise DecodeError(f"decode error after frame {start + len(frames)}: {_ffmpeg_reason(exc)}") from exc
         if frames:
-            yield _Decoded(start, frames, full_range, clock.take(), planned=planner is not None)
+            yield _Decoded(start, frames, full_range, clock.take())
 
 
 @dataclass
 class _Decoded:
-    """Consecutive decoded frames before their analysis planes are made."""
+    """Consecutive decoded frames, before their batch is made (`_Planner`)."""
 
     start: int
     frames: list  # av.VideoFrame, or None where the frame was released after its planes were made
     full_range: list[bool]  # per frame: full-range (yuvj) pixels
     times: np.ndarray  # (B,) float64 seconds
-    planned: bool = False  # the planes are in the planner's buffer already
 
 
 class _Planner:
-    """`_Decoded` -> `FrameBatch`: each frame's 64x64 planes into one reused (size, 3, 64, 64) buffer (as it is
-    decoded, `plane`, or all at once), then merged (`_batch`, which copies out of it). Used by one thread at a time."""
+    """`_Decoded` -> `FrameBatch`: each frame's 64x64 planes into one reused (size, 3, 64, 64) buffer (`plane`, as
+    it is decoded, or all at once, `__call__`), then merged (`merge`: `_batch`, which copies out of it). Used by one
+    thread at a time."""
 
     def __init__(self, size: int) -> None:
         self._planes = _AnalysisPlanes()
@@ -242,9 +243,12 @@ class _Planner:
         self._planes(frame, self._planar[i])
 
     def __call__(self, decoded: _Decoded) -> FrameBatch:
-        if not decoded.planned:
-            for i, frame in enumerate(decoded.frames):
-                self.plane(i, frame)
+        for i, frame in enumerate(decoded.frames):
+            self.plane(i, frame)
+        return self.merge(decoded)
+
+    def merge(self, decoded: _Decoded) -> FrameBatch:
+        """The batch of `decoded`, whose frames' planes are in the buffer already."""
         planar = self._planar[: len(decoded.frames)]
         return _batch(decoded.start, planar, decoded.frames, decoded.full_range, decoded.times)
 
