@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+
 import pytest
 
-from toonlab.io import GaveUp, atomic_path, atomic_write, cpu_share, replace_dir, retry, safe_name
+from toonlab.io import GaveUp, atomic_path, atomic_write, cpu_share, lower_this_thread, replace_dir, retry, safe_name
 
 
 def test_atomic_write_replaces_and_a_failed_write_keeps_the_old_file(tmp_path):
@@ -88,3 +92,25 @@ def test_cpu_share_divides_the_affinity_not_the_machine(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
     assert [cpu_share(n) for n in (1, 2, 3, 8, 0)] == [3, 1, 1, 1, 3]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_lower_this_thread_changes_only_the_calling_thread():
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    here = nice()
+    seen: list[tuple[bool, int, int]] = []
+
+    def worker() -> None:
+        before = nice()
+        seen.append((lower_this_thread(3), before, nice()))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    changed, before, after = seen[0]
+    assert before == here  # a new thread starts at its creator's value
+    assert changed and after == min(19, here + 3)
+    assert nice() == here
+    assert lower_this_thread(0) is False and nice() == here

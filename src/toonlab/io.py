@@ -1,5 +1,5 @@
 """The shared toolbelt: atomic writes (a file or a folder), retry with backoff, file names from untrusted text,
-the CPUs a process may use."""
+the CPUs a process may use, and a thread's scheduling priority."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import os
 import random
 import re
 import shutil
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -112,3 +114,18 @@ def cpu_share(parts: int = 1) -> int:
     run on (its affinity, which `taskset`, a container or a batch scheduler may narrow below the machine's count)
     divided among them, at least 1."""
     return max(1, len(os.sched_getaffinity(0)) // max(1, parts))
+
+
+def lower_this_thread(steps: int) -> bool:
+    """Raise the calling thread's nice value by `steps` (lower its priority), relative to what it has, so a
+    process started at nice 15 (Ray's default for its workers) is never raised. Linux keeps a nice value per
+    thread (`setpriority` on a thread id); elsewhere, or where the call is refused, nothing changes and False
+    comes back."""
+    if not sys.platform.startswith("linux") or steps <= 0:
+        return False
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+    except OSError:
+        return False
+    return True

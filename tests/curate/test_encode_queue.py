@@ -3,14 +3,16 @@ blob still holds that frame's bytes; after an error no thread writes to the spoo
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 import threading
 import time
 
 import pytest
 
 from toonlab.curate.stage import StageError
-from toonlab.curate.stages.analyze import _EncodeQueue
+from toonlab.curate.stages.analyze import ENCODE_NICENESS, _EncodeQueue
 from toonlab.curate.stages.analyze.images import EncodeError
 from toonlab.curate.stages.analyze.spool import Spool
 
@@ -77,3 +79,30 @@ def test_no_thread_writes_after_an_encode_error(tmp_path):
     time.sleep(0.05)  # longer than any encode still running would take
     assert spool.late_puts == 0
     spool.discard()
+
+
+class _NiceRecorder:
+    """Records the nice value of the thread that encodes each frame."""
+
+    ext = "jpg"
+
+    def __init__(self) -> None:
+        self.nice: set[int] = set()
+
+    def encode(self, index: int, frame) -> bytes:
+        self.nice.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return b"x"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_encoder_threads_run_nicer_than_the_analysing_thread(tmp_path):
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    spool = Spool(tmp_path)
+    recorder = _NiceRecorder()
+    queue = _EncodeQueue(recorder, spool, threads=2, depth=4)
+    for index in range(20):
+        queue.add(index, _Frame())
+    queue.finish()
+    spool.discard()
+    assert recorder.nice == {min(19, here + ENCODE_NICENESS)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # this thread is left as it was
