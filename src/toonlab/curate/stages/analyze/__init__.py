@@ -36,7 +36,7 @@ ENCODE_THREADS = 2  # keyframe encoder threads when the stage is given no thread
 # Encoder threads run this much nicer than the decoding and analysing threads: with every core busy, the
 # single-threaded decoder (the run's critical path) and the analysis get the CPU first and the encoders, which
 # have `depth` frames of slack, fill the gaps (measured on 2 vCPUs, 20,000-frame 640x480 H.264, default run:
-# faster in 6 of 7 alternating pairs, by 0-22%; nice 10 and a deeper queue were no better).
+# faster in 9 of 10 alternating pairs, by 0-22%; nice 10 and a deeper queue were no better).
 ENCODE_NICENESS = 5
 # Fewer frames than this share of what the container declares means the file is cut short or corrupt.
 _TRUNCATED_SHARE = 0.9
@@ -105,7 +105,7 @@ def decoder_threads(threads: int, encodes: bool) -> int:
     """The decoder's thread count for a stage given `threads` (0: none given): that count when given; else, when
     keyframes are encoded, the CPUs the encoder threads leave (at least 1), since FFmpeg's frame threading costs a
     third more CPU per frame (640x480 H.264: 0.95 vs 0.70 ms) and the encoders need that CPU; else (metadata only)
-    0, FFmpeg's choice."""
+    0, FFmpeg's choice (one frame thread per CPU instead was faster in 5 of 10 alternating pairs, slower in 4)."""
     if threads or not encodes:
         return threads
     return max(1, cpu_share() - ENCODE_THREADS)
