@@ -10,6 +10,10 @@ bytes while the decoded frames are the same) given longest first make the work d
 in a fresh process pinned to as many CPUs as it has workers (`sched_setaffinity`), so "1 worker" is one core and
 the 2-vs-1 ratio is per-core scaling, not extra decoder threads.
 
+`--executors ...,decode` adds the machine's limit: PyAV decoding the same files (one decoder thread per
+process, nothing else) in 1 and 2 pinned processes; its 2-vs-1 ratio is what memory bandwidth and the shared
+vCPUs leave to any curate run.
+
 Ray is measured two ways: end to end (`ray.init` of a local instance included, as a one-off CLI run pays it) and
 warm (Ray already up, as on a cluster: the actor pools' start-up is still included). Overhead = Ray time / local
 time - 1 at the same worker count.
@@ -42,6 +46,42 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src")]
 
 EXECUTORS = ("local", "ray-data", "ray")  # ray-data: Ray Data (the baseline); ray: plain Ray actors
+LIMIT = "decode"  # the machine's scaling limit: PyAV decoding the same files in as many pinned processes
+
+
+def _decode_file(path: str) -> int:
+    """Frames of one file, decoded by PyAV on one thread (as each pool worker's decoder runs), nothing else."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        return sum(1 for _ in container.decode(stream))
+
+
+def decode_limit(workers: int, files: list[str]) -> dict:
+    """Decode-only throughput of `files` in `workers` processes (this process's pinned CPUs, inherited): the
+    2-vs-1 ratio a curate run cannot beat on this machine."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with TreeCpu() as cpu, ProcessPoolExecutor(workers) as pool:
+        t = time.perf_counter()
+        frames = sum(pool.map(_decode_file, files, chunksize=1))
+        wall = time.perf_counter() - t
+        cpu_s = cpu.total()
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu_s,
+        "end_to_end_s": wall,
+        "first_result_s": None,
+        "steady_fps": None,
+        "frames": frames,
+        "shots": None,
+        "keyframes": None,
+        "ok": len(files),
+        "failed": 0,
+        "shard_bytes": 0,
+    }
 
 
 def _reap_all(grace: float = 20.0) -> None:
@@ -121,6 +161,8 @@ def child(executor: str, workers: int, files: list[str], out: str) -> dict:
     from toonlab.curate.run import run_curate
 
     result = {"executor": executor, "workers": workers, "cpus": sorted(os.sched_getaffinity(0))}
+    if executor == LIMIT:
+        return result | decode_limit(workers, files)
     if executor.startswith("ray"):
         import ray
 
@@ -212,7 +254,9 @@ def main() -> None:
     parser.add_argument("--media", type=Path, default=Path(os.environ.get("TOONLAB_MEDIA", ROOT / ".cache/media")))
     parser.add_argument("--copies", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration; the fastest is kept")
-    parser.add_argument("--executors", default=",".join(EXECUTORS), help="local first; ray-data, ray")
+    parser.add_argument(
+        "--executors", default=",".join(EXECUTORS), help=f"local first; ray-data, ray, {LIMIT} (decode only)"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "scale_bench.json")
     parser.add_argument("--child", nargs=4, metavar=("EXECUTOR", "WORKERS", "FILES", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -254,7 +298,8 @@ def main() -> None:
     expected = frames_per_copy * args.copies
     for name, r in results.items():
         assert r["frames"] == expected and r["failed"] == 0, (name, r["frames"], expected, r["failed"])
-    assert len({(r["shots"], r["keyframes"]) for r in results.values()}) == 1, "executors disagree"
+    curated = [r for r in results.values() if r["executor"] != LIMIT]
+    assert len({(r["shots"], r["keyframes"]) for r in curated}) == 1, "executors disagree"
 
     table = Table(title=f"toonlab curate scaling: {len(files)} sources, {expected} frames")
     columns = (
@@ -273,6 +318,8 @@ def main() -> None:
         table.add_column(column, justify="right" if column != "run" else "left")
     for name, r in results.items():
         init = f"{r['ray_init_s']:.1f}" if "ray_init_s" in r else "-"
+        steady = "-" if r["steady_fps"] is None else f"{r['steady_fps']:.0f}"
+        first = "-" if r["first_result_s"] is None else f"{r['first_result_s']:.1f}"
         table.add_row(
             name,
             str(r["workers"]),
@@ -281,15 +328,19 @@ def main() -> None:
             f"{r['fps'] / r['workers']:.0f}",
             f"{r['end_to_end_s']:.1f}",
             init,
-            f"{r['first_result_s']:.1f}",
-            f"{r['steady_fps']:.0f}",
+            first,
+            steady,
             f"{r['frames_per_cpu_s']:.0f}",
         )
     console.print(table)
 
     lx1, lx2 = results["localx1"], results["localx2"]
     ratios = {"scaling 2 vs 1 worker, local (target >= 1.8)": lx1["wall_s"] / lx2["wall_s"]}
-    for ray in (e for e in args.executors.split(",") if e != "local"):
+    if f"{LIMIT}x1" in results:
+        ratios[f"scaling 2 vs 1 process, {LIMIT} only (the machine's limit)"] = (
+            results[f"{LIMIT}x1"]["wall_s"] / results[f"{LIMIT}x2"]["wall_s"]
+        )
+    for ray in (e for e in args.executors.split(",") if e.startswith("ray")):
         ratios.update(ray_ratios(ray, lx1, lx2, results[f"{ray}x1"], results[f"{ray}x2"]))
     summary = Table(title="ratios")
     summary.add_column("ratio")
