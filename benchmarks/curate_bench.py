@@ -69,17 +69,20 @@ def decode_only(files: Sequence[Path]) -> dict:
 def decode_and_encode(files: Sequence[Path], decoder_threads: int = 0) -> dict:
     """The limit of the default output: decode every frame and JPEG-encode the frames toonlab's default run kept
     (its last run's keyframe indices, shot starts included), with toonlab's own encoder on as many threads, and
-    nothing else (no analysis, no writing). Needs that run first. `decoder_threads`: 0 lets FFmpeg choose."""
+    nothing else (no analysis, no writing). Needs that run first. `decoder_threads`: 0 lets FFmpeg choose. The
+    encoder threads run as toonlab's do, `ENCODE_NICENESS` nicer than the decoding thread."""
     import av
 
+    from toonlab.curate.stages.analyze import ENCODE_NICENESS
     from toonlab.curate.stages.analyze.images import make_image_encoder
+    from toonlab.io import lower_this_thread
 
     kept: dict[str, set[int]] = {}
     for name, start, _end, keys in SHOTS.get(DEFAULT, []):
         kept.setdefault(name, set()).update({start, *keys})
     encoder = make_image_encoder("jpg", 90, None)
     n = encoded = 0
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(2, initializer=lower_this_thread, initargs=(ENCODE_NICENESS,)) as pool:
         for path in files:
             wanted, pending = kept.get(path.name, set()), deque()
             with av.open(str(path)) as container:
