@@ -22,43 +22,45 @@ _C1 = (0.01 * 255) ** 2
 _C2 = (0.03 * 255) ** 2
 
 _compiled: dict[str, object] = {}
+# the SSIM mean may be summed in any order (vectorised), and multiply-adds fused: a few ulps, no more
+_SSIM_FASTMATH = frozenset({"reassoc", "contract"})
 
 
-def _box_sums(a, b, out):  # a, b (H, W) uint8 -> out (H-6, W-6) int32: 7x7 window sums of a * b
+def _box_sums(a, b, col, out):  # a, b (H, W) uint8, col (W,) int32 scratch -> out (H-6, W-6) int32: 7x7 sums of a*b
+    """Sliding 7-row column sums, then seven of them added per window: every inner loop runs along a row with no
+    carried dependency, so it is vectorised (a sliding sum along the row would not be)."""
     h, w = a.shape
-    col = np.zeros(w, np.int32)  # sliding 7-row column sums
+    col[:] = 0
     for r in range(_WIN - 1):
         for j in range(w):
             col[j] += np.int32(a[r, j]) * np.int32(b[r, j])
     for r in range(h - _WIN + 1):
+        top = r + _WIN - 1
         for j in range(w):  # add row r + 6
-            col[j] += np.int32(a[r + _WIN - 1, j]) * np.int32(b[r + _WIN - 1, j])
-        s = np.int32(0)
-        for j in range(_WIN - 1):
-            s += col[j]
-        for j in range(w - _WIN + 1):  # slide the window along the row
-            s += col[j + _WIN - 1]
-            out[r, j] = s
-            s -= col[j]
+            col[j] += np.int32(a[top, j]) * np.int32(b[top, j])
+        for j in range(w - _WIN + 1):
+            out[r, j] = col[j] + col[j + 1] + col[j + 2] + col[j + 3] + col[j + 4] + col[j + 5] + col[j + 6]
         for j in range(w):  # drop row r
             col[j] -= np.int32(a[r, j]) * np.int32(b[r, j])
 
 
 def _ssim_pairs(frames):  # (N, H, W) uint8 -> (N-1,) float64
     """Window sums of x and x^2 are made once per frame (each frame is in two pairs), of xy once per pair;
-    all are exact int32 (at most 49 * 255^2), so only the SSIM formula rounds (float64, in row order)."""
+    all are exact int32 (at most 49 * 255^2), so only the SSIM formula rounds (float64). The mean over the map
+    is summed in whatever order vectorises (compiled with `reassoc`): a few ulps from scikit-image's order."""
     n, h, w = frames.shape
     oh, ow = h - _WIN + 1, w - _WIN + 1  # window centres in the interior (scikit-image crops 3 pixels)
     sums = np.empty((n, oh, ow), np.int32)
     squares = np.empty((n, oh, ow), np.int32)
     cross = np.empty((oh, ow), np.int32)
+    col = np.empty(w, np.int32)
     ones = np.ones((h, w), np.uint8)  # window sums of x are those of x * 1
     for k in range(n):
-        _box_sums(frames[k], ones, sums[k])
-        _box_sums(frames[k], frames[k], squares[k])
+        _box_sums(frames[k], ones, col, sums[k])
+        _box_sums(frames[k], frames[k], col, squares[k])
     out = np.empty(n - 1)
     for k in range(n - 1):
-        _box_sums(frames[k], frames[k + 1], cross)
+        _box_sums(frames[k], frames[k + 1], col, cross)
         total = 0.0
         for r in range(oh):
             for j in range(ow):
@@ -75,40 +77,40 @@ def _ssim_pairs(frames):  # (N, H, W) uint8 -> (N-1,) float64
 
 def _features(hsv, first, first_hist, lut, delta, hist, hist_delta):
     """hsv (B, H, W, 3) uint8; first (H, W, 3) and first_hist (256,) the frame before hsv[0]; lut (256, 3)
-    the histogram code parts. Fills delta (B,), hist (B, 256) float64 (sums to 1) and hist_delta (B,)."""
+    the histogram code parts. Fills delta (B,), hist (B, 256) float64 (sums to 1) and hist_delta (B,).
+    The absolute differences (vectorised) and the histogram (a scatter, which is not) are separate loops."""
     b, h, w, _ = hsv.shape
-    pixels = h * w
+    pixels, values = h * w, h * w * 3
     counts = np.zeros(256, np.int64)
+    flat = hsv.reshape(b, values)  # (B, H * W * 3): pixel by pixel, H S V
+    before = first.reshape(values)
+    hue, sat, val = lut[:, 0].astype(np.uint8), lut[:, 1].astype(np.uint8), lut[:, 2].astype(np.uint8)
     for k in range(b):
-        prev = first if k == 0 else hsv[k - 1]
-        cur = hsv[k]
+        prev = before if k == 0 else flat[k - 1]
+        cur = flat[k]
         diff = 0
+        for i in range(values):
+            diff += abs(np.int32(cur[i]) - np.int32(prev[i]))
         counts[:] = 0
-        for i in range(h):
-            for j in range(w):
-                code = 0
-                for c in range(3):
-                    v, p = np.int64(cur[i, j, c]), np.int64(prev[i, j, c])
-                    diff += v - p if v > p else p - v
-                    code += lut[v, c]
-                counts[code] += 1
-        delta[k] = diff / (pixels * 3)
+        for i in range(0, values, 3):
+            counts[hue[cur[i]] + sat[cur[i + 1]] + val[cur[i + 2]]] += 1
+        delta[k] = diff / values
         tv = 0.0
         for m in range(256):
             hist[k, m] = counts[m] / pixels
-            before = first_hist[m] if k == 0 else hist[k - 1, m]
-            tv += abs(hist[k, m] - before)
+            before_m = first_hist[m] if k == 0 else hist[k - 1, m]
+            tv += abs(hist[k, m] - before_m)
         hist_delta[k] = 0.5 * tv
 
 
-def _jit(name: str, fn, helpers: tuple = ()):
-    """`fn` compiled (numba, cached on disk, releasing the GIL); `helpers` are the module-level functions it
-    calls, compiled first so that `fn` calls their compiled versions."""
+def _jit(name: str, fn, helpers: tuple = (), fastmath: frozenset = frozenset()):
+    """`fn` compiled (numba, cached on disk, releasing the GIL, with the `fastmath` flags given); `helpers` are
+    the module-level functions it calls, compiled first so that `fn` calls their compiled versions."""
     if name not in _compiled:
         numba = require("numba")
         for helper in helpers:
             globals()[helper.__name__] = numba.njit(cache=True, nogil=True)(helper)
-        _compiled[name] = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+        _compiled[name] = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=set(fastmath))(fn)
     return _compiled[name]
 
 
@@ -117,7 +119,7 @@ def consecutive_ssim(frames: np.ndarray) -> np.ndarray:
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     if len(frames) < 2:
         return np.empty(0)
-    return _jit("ssim", _ssim_pairs, (_box_sums,))(frames)
+    return _jit("ssim", _ssim_pairs, (_box_sums,), _SSIM_FASTMATH)(frames)
 
 
 def shot_features(
