@@ -310,8 +310,7 @@ class _AnalysisPlanes:
     def __call__(self, frame, out: np.ndarray) -> None:
         if frame.format.name not in _PLANAR_YUV:
             frame = self._reformatter.reformat(frame, format="yuv420p")
-        for i in range(3):
-            plane = frame.planes[i]
+        for i, plane in enumerate(frame.planes[:3]):  # `planes` builds its tuple on every access (2 us)
             view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
             self._cv2.resize(view, (ANALYSIS_SIDE, ANALYSIS_SIDE), dst=out[i], interpolation=self._cv2.INTER_LINEAR)
 
