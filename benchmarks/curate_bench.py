@@ -17,7 +17,7 @@ The fast and reference paths must agree: same shots and keyframe indices (checke
 
 Then shot F1 on the synthetic cut set (PySceneDetect Adaptive vs toonlab, cuts within +-1 frame)
 and peak memory of toonlab on a synthetic clip of N and 4N frames (a fresh process each).
-Timings are the best of `--repeats` runs; they never gate anything.
+Timings are the best of `--repeats` rounds (every method once per round); they never gate anything.
 """
 
 from __future__ import annotations
@@ -230,16 +230,24 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _run_once(method: Callable[[Sequence[Path]], dict], files: Sequence[Path]) -> dict:
+    """Wall and CPU seconds of one run (CPU is less sensitive to a loaded machine; Ray's workers are not
+    children, so its CPU seconds are the driver's only), with the counts the method returns."""
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    counts = method(files)
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": _cpu_seconds() - c0, **counts}
+
+
+def _faster(best: dict | None, run: dict) -> dict:
+    return run if best is None or run["seconds"] < best["seconds"] else best
+
+
 def timed(method: Callable[[Sequence[Path]], dict], files: Sequence[Path], repeats: int) -> dict:
-    """Best wall seconds of `repeats` runs, and the CPU seconds of that run (less sensitive to a loaded machine;
-    Ray's workers are not children, so its CPU seconds are the driver's only)."""
-    best, cpu, counts = float("inf"), 0.0, {}
+    """The fastest of `repeats` runs in a row (wall seconds, with that run's CPU seconds)."""
+    best = None
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), _cpu_seconds()
-        counts = method(files)
-        if time.perf_counter() - t0 < best:
-            best, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-    return {"seconds": best, "cpu_seconds": cpu, **counts}
+        best = _faster(best, _run_once(method, files))
+    return best
 
 
 # ----------------------------------------------------------------------------------------------
@@ -396,21 +404,28 @@ def methods(have_toonlab: bool, with_reference: bool, most_workers: int = 2) -> 
 
 
 def throughput(files: Sequence[Path], timed_methods: dict[str, Callable | None], repeats: int) -> dict:
-    """{method: {seconds, fps, counts}} for every method on `files`, plus "frames" (decoded frames). Each method
-    first runs once untimed on the shortest file, so one-time costs of a process (imports, first writes, numba's
-    cache) weigh on none of them."""
+    """{method: {seconds, fps, counts}} for every method on `files`, plus "frames" (decoded frames): the fastest
+    of `repeats` rounds, each round running every method once in turn, so a machine whose speed drifts during
+    the bench weighs on all methods alike. Each method first runs once untimed on the shortest file, so one-time
+    costs of a process (imports, first writes, numba's cache) weigh on none of them."""
     shortest = min(files, key=lambda p: p.stat().st_size)
     for method in timed_methods.values():
         if method is not None:
             method([shortest])
     total = decode_only(files)["frames"]
-    runs: dict[str, dict | None] = {"frames": total}
-    for name, method in timed_methods.items():
-        runs[name] = timed(method, files, repeats) if method else None
-        if runs[name] is not None:
-            runs[name]["fps"] = total / runs[name]["seconds"]
-        console.print(f"  {name}: " + (f"{runs[name]['fps']:.0f} fps" if runs[name] else "missing"))
-    return runs
+    runs: dict[str, dict | None] = dict.fromkeys(timed_methods)
+    for round_number in range(1, repeats + 1):
+        for name, method in timed_methods.items():
+            if method is not None:
+                run = _run_once(method, files)
+                runs[name] = _faster(runs[name], run)
+                console.print(f"  round {round_number}, {name}: {total / run['seconds']:.0f} fps")
+    for name, run in runs.items():
+        if run is None:
+            console.print(f"  {name}: missing")
+        else:
+            run["fps"] = total / run["seconds"]
+    return {"frames": total, **runs}
 
 
 def fast_vs_reference() -> dict:

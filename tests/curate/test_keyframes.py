@@ -49,6 +49,16 @@ def test_shot_keyframes_forces_shot_start():
     assert shot_keyframes(changed, 12, 20) == (12,)
 
 
+def test_shot_keyframes_equal_a_plain_filter_on_random_shots():
+    rng = np.random.default_rng(3)
+    changed = sorted(rng.choice(np.arange(1, 5000), 3000, replace=False).tolist())
+    bounds = [0, *sorted(rng.choice(np.arange(1, 5000), 60, replace=False).tolist()), 5000]
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        want = (start, *[i for i in changed if start < i < end])
+        got = shot_keyframes(changed, start, end)
+        assert got == want and all(type(i) is int for i in got)
+
+
 @pytest.mark.parametrize(
     ("keyframes", "end", "label"),
     [
