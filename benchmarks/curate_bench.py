@@ -27,7 +27,7 @@ import json
 import os
 import resource
 import shutil
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -42,9 +42,10 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests" / "curate"), str(ROOT / "src")]  # synth: the test clips
 
+from curate_memory import memory_vs_length  # noqa: E402
 from long_video import long_video  # noqa: E402
 from shot_eval import SAKUGA_ADAPTIVE, evaluate, pyscenedetect_cuts  # noqa: E402
-from synth import ShotSpec, SynthClip, standard_cut_set, write_clip  # noqa: E402
+from synth import SynthClip, standard_cut_set  # noqa: E402
 
 console = Console(width=150)
 
@@ -312,47 +313,6 @@ def shot_f1(clips: Sequence[SynthClip], with_toonlab: bool) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
-# Peak memory vs video length
-
-# Peak RSS is read from /proc/self/status VmHWM, which starts afresh at exec: ru_maxrss survives fork+exec
-# and would report this (large) benchmark process. Pool workers of the child are its own children.
-_CHILD = """
-import json, resource, sys
-from pathlib import Path
-from toonlab.curate.run import run_curate
-if sys.argv[1] == "run":
-    run_curate([sys.argv[2]], Path(sys.argv[3]), workers=1)
-try:
-    status = open("/proc/self/status").read().split("VmHWM:")[1]
-    own = int(status.split()[0])
-except (OSError, IndexError):
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"max_rss_kib": max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)}))
-"""
-
-
-def _child_rss(args: list[str]) -> int:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, env=env, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["max_rss_kib"]
-
-
-def memory_vs_length(workdir: Path, n: int, size: tuple[int, int]) -> dict:
-    """Max RSS of a fresh process running toonlab on a clip of n and of 4n frames."""
-    shots = [ShotSpec(60, hold, seed=i) for i, hold in zip(range(64), [1, 2, 3, (1, 2, 3)] * 16, strict=False)]
-    result: dict = {"size": list(size), "import_only_kib": _child_rss(["import"])}
-    for frames in (n, 4 * n):
-        specs = [shots[i % len(shots)] for i in range(frames // 60)]
-        if frames % 60:
-            specs.append(ShotSpec(frames % 60, 2, seed=99))
-        clip = write_clip(workdir / f"mem_{frames}.mp4", specs, size=size)
-        with tempfile.TemporaryDirectory(prefix="toonlab-mem-") as out:
-            result[str(frames)] = _child_rss(["run", str(clip.path), out])
-    result["ratio_4n_over_n"] = result[str(4 * n)] / result[str(n)]
-    return result
-
-
-# ----------------------------------------------------------------------------------------------
 
 
 def per_file_runs(files: Sequence[Path], repeats: int, have_toonlab: bool) -> list[dict]:
@@ -414,17 +374,20 @@ def throughput(files: Sequence[Path], timed_methods: dict[str, Callable | None],
             method([shortest])
     total = decode_only(files)["frames"]
     runs: dict[str, dict | None] = dict.fromkeys(timed_methods)
+    rounds: dict[str, list[float]] = {name: [] for name in timed_methods}  # wall seconds, round by round
     for round_number in range(1, repeats + 1):
         for name, method in timed_methods.items():
             if method is not None:
                 run = _run_once(method, files)
                 runs[name] = _faster(runs[name], run)
+                rounds[name].append(run["seconds"])
                 console.print(f"  round {round_number}, {name}: {total / run['seconds']:.0f} fps")
     for name, run in runs.items():
         if run is None:
             console.print(f"  {name}: missing")
         else:
             run["fps"] = total / run["seconds"]
+            run["round_seconds"] = rounds[name]
     return {"frames": total, **runs}
 
 
@@ -542,12 +505,25 @@ def throughput_table(title: str, runs: dict) -> None:
     def ratio(a: str, b: str | None) -> str:
         return _fmt(fps.get(a) / fps[b] if fps.get(a) and b and fps.get(b) else None, ".2f")
 
+    def per_round(a: str, b: str) -> str:
+        """a's fps over b's within each round, then their median: the two ran minutes apart at most."""
+        sa, sb = ((runs.get(name) or {}).get("round_seconds") for name in (a, b))
+        if not sa or not sb:
+            return "missing"
+        each = [y / x for x, y in zip(sa, sb, strict=True)]
+        return f"{statistics.median(each):.2f} (" + " / ".join(f"{r:.2f}" for r in each) + ")"
+
     scaling = f"; 2 workers/1: local {ratio(LOCAL2, DEFAULT)} (>= 1.8), Ray/local {ratio(RAY2, LOCAL2)}"
     console.print(
         f"targets: default/decode {ratio(DEFAULT, DECODE)} (>= 0.7), default/PySceneDetect {ratio(DEFAULT, PSD)} "
         f"(>= 2), metadata-only/decode {ratio(NONE, DECODE)} (>= 0.85); fast/old: default {ratio(DEFAULT, OLD)}, "
         f"metadata-only {ratio(NONE, OLD_NONE)}; default/its limit (decode + the same JPEGs, the faster decoder "
         f"setting) {ratio(DEFAULT, limit)}" + (scaling if LOCAL2 in fps else "")
+    )
+    console.print(
+        f"round by round (median, each round's): default/decode {per_round(DEFAULT, DECODE)}, default/PySceneDetect "
+        f"{per_round(DEFAULT, PSD)}, metadata-only/decode {per_round(NONE, DECODE)}, default/its limit "
+        f"{per_round(DEFAULT, limit)}"
     )
 
 
