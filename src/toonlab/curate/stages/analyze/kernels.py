@@ -1,4 +1,4 @@
-"""Compiled analysis kernels (numba): the Sakuga SSIM and the shot features of a batch, each in one pass.
+"""Compiled analysis kernels (numba): the Sakuga SSIM and the shot features of a batch.
 
 `consecutive_ssim` gives the same numbers as `keyframes.consecutive_ssim` (scikit-image's SSIM with a 7x7
 uniform window) from exact integer window sums: the 7x7 sums of x, y, x^2, y^2 and xy of uint8 frames are
@@ -76,15 +76,16 @@ def _ssim_pairs(frames):  # (N, H, W) uint8 -> (N-1,) float64
 
 
 def _features(hsv, first, first_hist, lut, delta, hist, hist_delta):
-    """hsv (B, H, W, 3) uint8; first (H, W, 3) and first_hist (256,) the frame before hsv[0]; lut (256, 3)
-    the histogram code parts. Fills delta (B,), hist (B, 256) float64 (sums to 1) and hist_delta (B,).
+    """hsv (B, H, W, 3) uint8; first (H, W, 3) and first_hist (256,) the frame before hsv[0]; lut (3, 256)
+    uint8 the histogram code parts of H, S and V. Fills delta (B,), hist (B, 256) float64 (sums to 1) and
+    hist_delta (B,).
     The absolute differences (vectorised) and the histogram (a scatter, which is not) are separate loops."""
     b, h, w, _ = hsv.shape
     pixels, values = h * w, h * w * 3
     counts = np.zeros(256, np.int64)
     flat = hsv.reshape(b, values)  # (B, H * W * 3): pixel by pixel, H S V
     before = first.reshape(values)
-    hue, sat, val = lut[:, 0].astype(np.uint8), lut[:, 1].astype(np.uint8), lut[:, 2].astype(np.uint8)
+    hue, sat, val = lut[0], lut[1], lut[2]  # (256,) each
     for k in range(b):
         prev = before if k == 0 else flat[k - 1]
         cur = flat[k]
@@ -126,7 +127,7 @@ def shot_features(
     hsv: np.ndarray, first: np.ndarray, first_hist: np.ndarray, lut: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(B, H, W, 3) uint8 HSV -> content delta (B,), histograms (B, 256) and histogram deltas (B,), each
-    against the frame before (`first`/`first_hist` for hsv[0]); `lut` (256, 3) maps H, S, V to code parts."""
+    against the frame before (`first`/`first_hist` for hsv[0]); `lut` (3, 256) uint8 maps H, S, V to code parts."""
     b = len(hsv)
     delta, hist_delta = np.empty(b), np.empty(b)
     hist = np.empty((b, 256))
@@ -141,4 +142,4 @@ def warm_up() -> None:
     frames = np.zeros((2, 8, 8), np.uint8)
     consecutive_ssim(frames)
     hsv = np.zeros((1, 8, 8, 3), np.uint8)
-    shot_features(hsv, hsv[0], np.zeros(256), np.zeros((256, 3), np.int64))
+    shot_features(hsv, hsv[0], np.zeros(256), np.zeros((3, 256), np.uint8))

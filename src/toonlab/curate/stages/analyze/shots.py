@@ -50,7 +50,7 @@ _LEVELS = np.arange(256)
 _BIN_LUT = np.stack([np.minimum(_LEVELS * 16 // 180, 15) * 16, _LEVELS // 64 * 4, _LEVELS // 64], axis=-1).astype(
     np.uint8
 )[:, None, :]  # (256, 1, 3) for cv2.LUT
-_CODE_PARTS = _BIN_LUT[:, 0, :].astype(np.int64)  # (256, 3) for the compiled kernel
+_CODE_PARTS = np.ascontiguousarray(_BIN_LUT[:, 0, :].T)  # (3, 256) uint8 for the compiled kernel
 
 
 def _hsv(yuv: np.ndarray) -> np.ndarray:
