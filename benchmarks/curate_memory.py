@@ -1,4 +1,7 @@
-"""Peak memory of `toonlab curate` against video length: a fresh process per run (`curate_bench.py` reports it)."""
+"""Peak memory of `toonlab curate` against video length: a fresh process per run (`curate_bench.py` reports it).
+
+Imported by `curate_bench.py`, which puts `tests/curate` (the `synth` clip writer) on `sys.path` first.
+"""
 
 from __future__ import annotations
 
