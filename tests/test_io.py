@@ -8,7 +8,17 @@ import threading
 
 import pytest
 
-from toonlab.io import GaveUp, atomic_path, atomic_write, cpu_share, lower_this_thread, replace_dir, retry, safe_name
+from toonlab.io import (
+    GaveUp,
+    atomic_path,
+    atomic_write,
+    cpu_groups,
+    cpu_share,
+    lower_this_thread,
+    replace_dir,
+    retry,
+    safe_name,
+)
 
 
 def test_atomic_write_replaces_and_a_failed_write_keeps_the_old_file(tmp_path):
@@ -92,6 +102,16 @@ def test_cpu_share_divides_the_affinity_not_the_machine(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
     assert [cpu_share(n) for n in (1, 2, 3, 8, 0)] == [3, 1, 1, 1, 3]
+
+
+def test_cpu_groups_split_the_affinity_into_disjoint_sets(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 0, 2, 6, 5})
+    assert cpu_groups(2) == [{0, 2}, {4, 5}]  # in order, cpu_share(2) each; CPU 6 is left to no group
+    assert cpu_groups(5) == [{0}, {2}, {4}, {5}, {6}]
+    assert cpu_groups(1) is None  # a lone consumer keeps every CPU
+    assert cpu_groups(6) is None  # more consumers than CPUs: none gets a CPU of its own
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")

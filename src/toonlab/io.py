@@ -116,6 +116,17 @@ def cpu_share(parts: int = 1) -> int:
     return max(1, len(os.sched_getaffinity(0)) // max(1, parts))
 
 
+def cpu_groups(parts: int) -> list[frozenset[int]] | None:
+    """Disjoint sets of `cpu_share(parts)` CPUs each, one per consumer, taken in order from this process's
+    affinity (CPUs that do not divide evenly stay with no group); None for fewer than 2 parts or fewer CPUs than
+    parts, where no consumer can have a CPU of its own."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if parts < 2 or len(cpus) < parts:
+        return None
+    size = len(cpus) // parts
+    return [frozenset(cpus[k * size : (k + 1) * size]) for k in range(parts)]
+
+
 def lower_this_thread(steps: int) -> bool:
     """Raise the calling thread's nice value by `steps` (lower its priority), relative to what it has, so a
     process started at nice 15 (Ray's default for its workers) is never raised. Linux keeps a nice value per

@@ -184,3 +184,31 @@ def test_pool_workers_share_the_cpus_the_run_may_use(monkeypatch):
     monkeypatch.setattr(local.os, "cpu_count", lambda: 64)
     monkeypatch.setattr(local.os, "sched_getaffinity", lambda pid: {0, 1, 2})
     assert [local.worker_threads(w) for w in (1, 2, 3, 8)] == [3, 1, 1, 1]
+
+
+class _AffinityPipeline:
+    """A stand-in pipeline whose every source reports the worker's PID and the CPUs it may run on."""
+
+    def setup(self) -> None:
+        pass
+
+    def process(self, ref):  # noqa: ANN001, ANN201
+        time.sleep(0.2)  # long enough that every worker of the pool gets sources
+        return os.getpid(), frozenset(os.sched_getaffinity(0))
+
+
+def _affinity_pipeline(threads: int) -> _AffinityPipeline:
+    return _AffinityPipeline()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to give each worker its own")
+def test_pool_workers_are_pinned_to_cpus_of_their_own():
+    """Each pool worker runs on its own CPUs (its threads then stay on its cores), the groups disjoint and taken
+    from the run's own affinity."""
+    from toonlab.curate.executors.local import LocalExecutor
+
+    seen = dict(LocalExecutor(2).map(_affinity_pipeline, list(range(8))))
+    allowed = os.sched_getaffinity(0)
+    assert len(seen) == 2 and all(cpus <= allowed for cpus in seen.values())
+    first, second = seen.values()
+    assert len(first) == len(second) == len(allowed) // 2 and not first & second

@@ -8,6 +8,7 @@ of the run leaves no worker behind to write into the output after a rerun has cl
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 from collections import deque
@@ -17,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
 from toonlab.curate.stage import PipelineFactory
-from toonlab.io import cpu_share
+from toonlab.io import cpu_groups, cpu_share
 
 _PIPELINE = None
 
@@ -38,9 +39,24 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(build: PipelineFactory, threads: int, parent: int | None = None) -> None:
+def _take_cpus(slots, groups: list[frozenset[int]]) -> None:  # noqa: ANN001 (a multiprocessing Value)
+    """Pin this pool worker to the next free group of CPUs (`cpu_groups`). Its threads (decoder, analysis,
+    encoder) then share its own cores and hand the GIL over there, instead of migrating across every core and
+    slowing the other workers: 2 workers on 2 vCPUs ran 10-15% faster pinned (`scale_bench.py`)."""
+    with slots.get_lock():
+        k = slots.value
+        slots.value += 1
+    try:
+        os.sched_setaffinity(0, groups[k % len(groups)])
+    except OSError:  # a sandbox that refuses it: run unpinned
+        pass
+
+
+def _init_worker(build: PipelineFactory, threads: int, parent: int | None = None, slots=None, groups=None) -> None:  # noqa: ANN001
     if parent is not None:  # a pool worker
         _die_with_parent(parent)
+    if groups:
+        _take_cpus(slots, groups)
 
     global _PIPELINE
     _PIPELINE = build(threads)
@@ -83,7 +99,11 @@ class LocalExecutor:
     @staticmethod
     def _pool_map(init: tuple, pending: deque, workers: int, suspects: list):
         """Run until `pending` is empty or the pool breaks; sources in flight at a break go to `suspects`."""
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(*init, os.getpid())) as pool:
+        context = multiprocessing.get_context()
+        groups = cpu_groups(workers)  # None for a lone retry worker
+        slots = context.Value("i", 0) if groups else None  # the next group's index, shared by the pool's workers
+        initargs = (*init, os.getpid(), slots, groups)
+        with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=initargs) as pool:
             in_flight: dict = {}
             try:
                 while pending or in_flight:
