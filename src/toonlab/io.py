@@ -127,6 +127,24 @@ def cpu_groups(parts: int) -> list[frozenset[int]] | None:
     return [frozenset(cpus[k * size : (k + 1) * size]) for k in range(parts)]
 
 
+def pin_process(cpus: frozenset[int]) -> bool:
+    """Restrict every thread this process has now to `cpus`; threads started later inherit it from their
+    creator. Linux sets affinity per thread, so a process that already runs threads (a Ray actor's) needs each
+    one set. False where it cannot be done (no `/proc`, a sandbox that refuses it): the process runs unpinned."""
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        return False
+    for tid in threads:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            continue
+        except OSError:
+            return False
+    return True
+
+
 def lower_this_thread(steps: int) -> bool:
     """Raise the calling thread's nice value by `steps` (lower its priority), relative to what it has, so a
     process started at nice 15 (Ray's default for its workers) is never raised. Linux keeps a nice value per

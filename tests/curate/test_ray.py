@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections import deque
 
@@ -130,8 +131,6 @@ def test_actor_scheduler_finishes_sources_first_and_holds_back_upstream():
 
 def test_private_instance_runs_workers_at_nice_0():
     """Ray's default worker niceness (15) lets the driver and Ray's daemons preempt the actors doing the work."""
-    import os
-
     from toonlab.curate.executors.ray import init_local
 
     @ray.remote
@@ -142,5 +141,31 @@ def test_private_instance_runs_workers_at_nice_0():
     init_local(ray, 1)
     try:
         assert ray.get(Niceness.remote().get.remote()) == 0
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to give each actor its own")
+def test_one_node_actors_run_on_cpus_of_their_own(tmp_path):
+    """On a one-node instance on this machine each plain actor of a pool gets its own CPUs, as local pool workers
+    do, every thread of its process pinned; on a cluster (`address`) actors float."""
+    import os
+
+    from toonlab.curate.executors.ray import StageGroup, init_local
+    from toonlab.curate.executors.ray_actors import RayActorExecutor
+    from toonlab.io import cpu_groups
+
+    class Probe(StageGroup):
+        def affinities(self) -> set[frozenset[int]]:
+            return {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir("/proc/self/task")}
+
+    pipeline = build_pipeline(CurateConfig(), tmp_path)
+    init_local(ray, 2)
+    try:
+        groups = RayActorExecutor(2)._cpu_groups(ray, 2)
+        assert groups == cpu_groups(2) and groups[0] != groups[1]
+        assert RayActorExecutor(2, address="auto")._cpu_groups(ray, 2) is None
+        actor = ray.remote(Probe).remote(pipeline, 1, 2, groups[1])
+        assert ray.get(actor.affinities.remote()) == {groups[1]}
     finally:
         ray.shutdown()

@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
 from toonlab.curate.stage import PipelineFactory
-from toonlab.io import cpu_groups, cpu_share
+from toonlab.io import cpu_groups, cpu_share, pin_process
 
 _PIPELINE = None
 
@@ -46,10 +46,7 @@ def _take_cpus(slots, groups: list[frozenset[int]]) -> None:  # noqa: ANN001 (a 
     with slots.get_lock():
         k = slots.value
         slots.value += 1
-    try:
-        os.sched_setaffinity(0, groups[k % len(groups)])
-    except OSError:  # a sandbox that refuses it: run unpinned
-        pass
+    pin_process(groups[k % len(groups)])
 
 
 def _init_worker(build: PipelineFactory, threads: int, parent: int | None = None, slots=None, groups=None) -> None:  # noqa: ANN001

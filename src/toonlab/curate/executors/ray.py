@@ -41,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
 from toonlab.curate.stage import InFlight, PipelineFactory
 from toonlab.extras import require
+from toonlab.io import pin_process
 
 _LOST = "the Ray worker died while processing this source (decoder crash or out of memory?)"
 INIT_ARGS = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
@@ -72,7 +73,9 @@ class StageGroup:
     """One actor of a stage group: sets up its slice of the pipeline once, then advances states (`advance`, as a
     plain Ray actor) or Ray Data rows of pickled states (`__call__`, as a Ray Data callable class)."""
 
-    def __init__(self, pipeline, start: int, end: int) -> None:
+    def __init__(self, pipeline, start: int, end: int, cpus: frozenset[int] | None = None) -> None:
+        if cpus:  # this actor's own CPUs on a one-node instance (`RayActorExecutor`)
+            pin_process(cpus)
         try:
             import av.logging
 

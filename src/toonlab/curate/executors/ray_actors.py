@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from toonlab.curate.executors.ray import RayExecutor, StageGroup, stage_groups
 from toonlab.curate.stage import InFlight
+from toonlab.io import cpu_groups
 
 
 @dataclass
@@ -70,8 +71,20 @@ class RayActorExecutor(RayExecutor):
             options = remote.options(
                 num_cpus=resources.cpus, num_gpus=resources.gpus or 0, max_restarts=-1, max_task_retries=0
             )
-            pools.append(_Pool([options.remote(shared, start, end) for _ in range(size)]))
+            groups = self._cpu_groups(ray, size)
+            pools.append(
+                _Pool([options.remote(shared, start, end, groups[k] if groups else None) for k in range(size)])
+            )
         return pools
+
+    def _cpu_groups(self, ray, actors: int) -> list[frozenset[int]] | None:
+        """CPUs of its own for each of a pool's `actors` (`io.cpu_groups`, from this driver's affinity), as the
+        local executor pins its workers; only on a one-node instance on this machine (no `address`), where
+        those CPUs are the node's. A cluster's actors float: Ray does not say which cores a node gives them."""
+        nodes = ray.nodes()
+        if self.address or len(nodes) != 1 or nodes[0]["NodeManagerAddress"] != ray.util.get_node_ip_address():
+            return None
+        return cpu_groups(actors)
 
     def _schedule(self, ray, pipeline, pools: list[_Pool], indexed, in_flight: int):
         """Move every source through the pools in order, keeping each actor at `in_flight` tasks; yield each
