@@ -3,7 +3,8 @@
 At most `2 * workers` sources are in flight, so memory does not grow with the corpus. A worker process that
 dies (a decoder crash, the OOM killer) turns the sources it may have held into error records and the pool is
 started again for the rest. Pool workers die with the main process (Linux parent-death signal), so a `kill -9`
-of the run leaves no worker behind to write into the output after a rerun has cleaned it.
+of the run leaves no worker behind to write into the output after a rerun has cleaned it. Each pool worker
+runs on CPUs of its own (`io.cpu_groups`), so its threads stay on its cores.
 """
 
 from __future__ import annotations
