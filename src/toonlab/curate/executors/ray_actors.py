@@ -15,8 +15,8 @@ on 217,560 frames where the Ray Data executor is 16.9% / 14.0% slower in the sam
 15.9% / 15.8% (CPU per frame up as much) with Ray's workers at nice 15; with them at nice 0 (`ray.init_local`),
 best of two alternating 217,560-frame rounds: 4.9% / 8.5% slower warm, 11.9% end to end with `ray.init`.
 On a one-node instance on this machine each actor of a pool is pinned to CPUs of its own, as the local executor
-pins its workers (`_cpu_groups`); with both pinned, best of two rounds: 7.7% / 1.9% slower warm on 54,390 frames,
-21.4% / 0.0% on 145,040 (the machine's load swung 16% between rounds).
+pins its workers (`_cpu_groups`); with both pinned: 7.7% / 1.9% and 7.5% / -6.4% slower warm on 54,390 frames
+(best of 2, best of 3 rounds), 21.4% / 0.0% on 145,040 (the machine's load swung 16% between rounds).
 
 Files: as for `executors.ray` (spool and download cache under OUT, shared storage on a multi-node cluster).
 """
