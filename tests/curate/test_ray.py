@@ -149,8 +149,6 @@ def test_private_instance_runs_workers_at_nice_0():
 def test_one_node_actors_run_on_cpus_of_their_own(tmp_path):
     """On a one-node instance on this machine each plain actor of a pool gets its own CPUs, as local pool workers
     do, every thread of its process pinned; on a cluster (`address`) actors float."""
-    import os
-
     from toonlab.curate.executors.ray import StageGroup, init_local
     from toonlab.curate.executors.ray_actors import RayActorExecutor
     from toonlab.io import cpu_groups

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.sharedctypes import Synchronized
 
 from toonlab.curate.records import SourceError, SourceResult, VideoRef
 from toonlab.curate.stage import PipelineFactory
@@ -40,17 +41,23 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _take_cpus(slots, groups: list[frozenset[int]]) -> None:  # noqa: ANN001 (a multiprocessing Value)
+def _take_cpus(slots: Synchronized, groups: list[frozenset[int]]) -> None:
     """Pin this pool worker to the next free group of CPUs (`cpu_groups`). Its threads (decoder, analysis,
     encoder) then share its own cores and hand the GIL over there, instead of migrating across every core and
-    slowing the other workers: 2 workers on 2 vCPUs ran 10-15% faster pinned (`scale_bench.py`)."""
+    slowing the other workers: 2 workers on 2 vCPUs took 6-14% less wall time pinned (`scale_bench.py`)."""
     with slots.get_lock():
         k = slots.value
         slots.value += 1
     pin_process(groups[k % len(groups)])
 
 
-def _init_worker(build: PipelineFactory, threads: int, parent: int | None = None, slots=None, groups=None) -> None:  # noqa: ANN001
+def _init_worker(
+    build: PipelineFactory,
+    threads: int,
+    parent: int | None = None,
+    slots: Synchronized | None = None,
+    groups: list[frozenset[int]] | None = None,
+) -> None:
     if parent is not None:  # a pool worker
         _die_with_parent(parent)
     if groups:
